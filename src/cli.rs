@@ -1,0 +1,184 @@
+//! The command line: parses arguments, runs one command, and maps its result to an exit code.
+//! Errors are printed once, with their context, never as a stack trace.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::app::Application;
+use crate::config::{self, Config, Env, Mode};
+use crate::{embedded, keys, livekit_binary, logging, node_ip};
+
+#[derive(Parser)]
+#[command(
+    name = "bedrud",
+    version,
+    about = "Control plane for a self-hosted LiveKit video-meeting service"
+)]
+struct Cli {
+    /// Config file (default: $BEDRUD_CONFIG, else /etc/bedrud/config.yaml, else development defaults)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the systemd unit's ExecStart)
+    Serve,
+    /// Work with bedrud's own configuration
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Work with the LiveKit server bedrud runs
+    Livekit {
+        #[command(subcommand)]
+        command: LivekitCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration; lists every problem and exits non-zero if there are any
+    Check,
+}
+
+#[derive(Subcommand)]
+enum LivekitCommand {
+    /// Print the LiveKit YAML that embedded mode would run with
+    Config {
+        /// Show the API secret instead of a mask
+        #[arg(long)]
+        show_secrets: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bedrud: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let env = Env::from_process();
+    match cli.command {
+        Command::Serve => serve(load(cli.config, &env)?),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => Ok(check(cli.config, &env)),
+        Command::Livekit {
+            command: LivekitCommand::Config { show_secrets },
+        } => livekit_config(load(cli.config, &env)?, show_secrets),
+    }
+}
+
+fn load(path: Option<PathBuf>, env: &Env) -> anyhow::Result<Config> {
+    let source = config::locate(path.as_deref(), env)?;
+    Ok(config::load(&source, env)?)
+}
+
+fn check(path: Option<PathBuf>, env: &Env) -> ExitCode {
+    match load(path, env) {
+        Ok(c) => {
+            let mode = match c.livekit.mode {
+                Mode::Embedded(_) => "embedded LiveKit",
+                Mode::External => "external LiveKit",
+            };
+            println!("{}: OK ({mode})", c.source);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bedrud: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    logging::init(&config.log_level);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %config.source, "bedrud starting");
+    runtime()?.block_on(async {
+        let app = Application::build(config).await?;
+        app.run(shutdown_signal()?).await
+    })?;
+    tracing::info!("bedrud stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C). SIGHUP is caught so that it cannot
+/// kill the daemon; live reload is not built yet, so it only says so.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM received"); return; }
+                _ = int.recv() => { tracing::info!("SIGINT received"); return; }
+                _ = hup.recv() => tracing::warn!("SIGHUP received: live reload is not supported yet; restart bedrud to apply config changes"),
+            }
+        }
+    })
+}
+
+/// Prints the LiveKit YAML for this config. Read-only: it generates no keys and starts nothing.
+fn livekit_config(config: Config, show_secrets: bool) -> anyhow::Result<ExitCode> {
+    let Some(e) = config.embedded() else {
+        anyhow::bail!(
+            "livekit.external is true: bedrud runs no LiveKit, so there is no generated config"
+        );
+    };
+    if let Some(path) = &e.static_config {
+        println!(
+            "# static LiveKit config {} (livekit.configPath / LIVEKIT_CONFIG_PATH), used as it is",
+            path.display()
+        );
+        print!("{}", embedded::render_static(path, show_secrets)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let version = match livekit_binary::locate(e.binary_path.as_deref()) {
+        Ok(bin) => runtime()?
+            .block_on(livekit_binary::probe_version(&bin))
+            .ok(),
+        Err(err) => {
+            eprintln!("warning: {err}");
+            None
+        }
+    };
+    let credentials = match &config.livekit.credentials {
+        Some(c) => c.clone(),
+        None => keys::load(&config.server.data_dir)?
+            .unwrap_or_else(|| embedded::placeholder_credentials(&config)),
+    };
+    let node = node_ip::resolve(e.node_ip, &config.server.host, &node_ip::System);
+    let generated =
+        embedded::generate(&config, e, &credentials, &node, config.server.port, version);
+    for w in &generated.warnings {
+        eprintln!("warning: {w}");
+    }
+    let version = version.map_or("unknown".into(), |v| v.to_string());
+    println!(
+        "# generated for livekit-server {version}; node_ip from {}",
+        node.rule
+    );
+    print!("{}", generated.yaml.render(show_secrets));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,346 @@
+use super::*;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+
+fn file() -> Source {
+    Source::File(PathBuf::from("/etc/bedrud/config.yaml"))
+}
+
+fn parse_ok(text: &str) -> Config {
+    parse(text, &file(), &Env::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn problems(text: &str) -> Vec<String> {
+    problems_with(text, &Env::default())
+}
+
+fn problems_with(text: &str, env: &Env) -> Vec<String> {
+    match parse(text, &file(), env) {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.iter().map(|p| p.to_string()).collect()
+        }
+        Err(e) => panic!("expected validation problems, got: {e}"),
+        Ok(_) => panic!("expected validation problems, the config was accepted"),
+    }
+}
+
+fn has(problems: &[String], start: &str) -> bool {
+    problems.iter().any(|p| p.starts_with(start))
+}
+
+#[test]
+fn empty_file_gives_embedded_defaults() {
+    let c = parse_ok("");
+    assert_eq!(c.server.port, 8090);
+    assert_eq!(c.server.bind_address.to_string(), "0.0.0.0");
+    assert_eq!(c.server.data_dir, PathBuf::from("/var/lib/bedrud"));
+    let e = c.embedded().expect("embedded by default");
+    assert_eq!(
+        (e.port, e.rtc_tcp_port, e.rtc_port_range),
+        (7880, 7881, (50000, 60000))
+    );
+    assert_eq!(
+        e.turn,
+        Turn {
+            enabled: true,
+            udp_port: 3478,
+            tls_port: 5349
+        }
+    );
+    assert_eq!(e.supervision.stop_grace_period, Duration::from_secs(20));
+    assert!(c.livekit.credentials.is_none());
+}
+
+#[test]
+fn development_defaults_stay_on_loopback() {
+    let c = parse("", &Source::Development, &Env::default()).unwrap();
+    assert!(c.server.bind_address.is_loopback());
+    assert_eq!(
+        c.embedded().unwrap().node_ip,
+        Some("127.0.0.1".parse().unwrap())
+    );
+    assert_eq!(c.server.data_dir, PathBuf::from("bedrud-data"));
+}
+
+#[test]
+fn keys_use_the_source_documents_names() {
+    let c = parse_ok(&format!(
+        r#"
+server:
+  host: "meet.example.test"
+  port: 8443
+livekit:
+  external: true
+  host: "wss://livekit.example.test:7880"
+  internalHost: "https://livekit.example.test:7880/"
+  apiKey: "APIkey"
+  apiSecret: "{SECRET}"
+  skipTLSVerify: true
+"#
+    ));
+    assert!(matches!(c.livekit.mode, Mode::External));
+    assert_eq!(
+        c.livekit.host.as_deref(),
+        Some("wss://livekit.example.test:7880")
+    );
+    assert_eq!(
+        c.livekit.internal_host.as_deref(),
+        Some("https://livekit.example.test:7880")
+    );
+    assert!(c.livekit.skip_tls_verify);
+    assert_eq!(c.livekit.credentials.unwrap().api_secret.expose(), SECRET);
+}
+
+#[test]
+fn embedded_false_means_external_and_contradictions_are_errors() {
+    let base = format!(
+        "livekit:\n  host: ws://lk.example.test\n  internalHost: http://lk.example.test\n  apiKey: k\n  apiSecret: {SECRET}\n"
+    );
+    let c = parse_ok(&format!("{base}  embedded: false\n"));
+    assert!(matches!(c.livekit.mode, Mode::External));
+    let p = problems(&format!("{base}  embedded: true\n  external: true\n"));
+    assert!(
+        has(&p, "livekit.embedded: contradicts livekit.external"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_key() {
+    let p = problems(
+        r#"
+server:
+  bindAddress: "everywhere"
+  port: 70000
+  enableTLS: true
+livekit:
+  apiKey: "key"
+  apiSecret: "short"
+  nodeIP: "not-an-ip"
+  port: 0
+  rtcPortRangeStart: 60000
+  rtcPortRangeEnd: 50000
+  stopGracePeriod: "soon"
+  logLevel: "loud"
+  host: "http://wrong-scheme.test"
+log:
+  level: "chatty"
+"#,
+    );
+    for expected in [
+        "server.bindAddress: \"everywhere\" is not an IP address",
+        "server.port: must be a port number between 0 and 65535",
+        "server.certFile: is required when server.enableTLS is true",
+        "server.keyFile: is required when server.enableTLS is true",
+        "livekit.apiSecret: must be at least 32 characters (it has 5)",
+        "livekit.nodeIP: \"not-an-ip\" is not an IP address",
+        "livekit.port: must be a port number between 1 and 65535",
+        "livekit.rtcPortRangeEnd: must not be below livekit.rtcPortRangeStart",
+        "livekit.stopGracePeriod:",
+        "livekit.logLevel: must be one of debug, info, warn, error",
+        "livekit.host: must be a URL starting with ws:// or wss://",
+        "log.level: must be one of trace, debug, info, warn, error",
+    ] {
+        assert!(has(&p, expected), "missing {expected:?} in {p:#?}");
+    }
+    assert_eq!(p.len(), 12, "{p:#?}");
+}
+
+#[test]
+fn a_secret_is_never_echoed() {
+    let short = "numeric-ish-1234";
+    let text = format!("livekit:\n  apiKey: k\n  apiSecret: \"{short}\"\n");
+    let err = parse(&text, &file(), &Env::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("livekit.apiSecret") && !err.contains(short),
+        "{err}"
+    );
+    // A number-looking secret is read as a string, not rejected with its value in the message.
+    let text = "livekit:\n  apiKey: k\n  apiSecret: 12345678901234567890123456789012345\n";
+    let c = parse_ok(text);
+    assert_eq!(c.livekit.credentials.unwrap().api_secret.char_len(), 35);
+}
+
+#[test]
+fn unknown_keys_are_all_named() {
+    let p = problems("server:\n  prot: 1\nlivekit:\n  nodeIp: 1.2.3.4\ntls:\n  cert: x\n");
+    for k in [
+        "server.prot: unknown key",
+        "livekit.nodeIp: unknown key",
+        "tls: unknown key",
+    ] {
+        assert!(has(&p, k), "missing {k:?} in {p:?}");
+    }
+}
+
+#[test]
+fn syntax_errors_name_the_file_and_position() {
+    let err = parse("server:\n  port: [1,\n", &file(), &Env::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("/etc/bedrud/config.yaml:"), "{msg}");
+    assert!(msg.contains("line"), "{msg}");
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let err = parse("server:\n  port: lots\n", &file(), &Env::default()).unwrap_err();
+    assert!(err.to_string().contains("server.port"), "{err}");
+}
+
+#[test]
+fn external_mode_requires_its_keys() {
+    let p = problems("livekit:\n  external: true\n");
+    for k in [
+        "livekit.host: is required",
+        "livekit.internalHost: is required",
+        "livekit.apiKey: is required",
+        "livekit.apiSecret: is required",
+    ] {
+        assert!(has(&p, k), "missing {k:?} in {p:?}");
+    }
+}
+
+#[test]
+fn livekit_config_path_from_env_wins_and_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("a.yaml");
+    let from_env = dir.path().join("b.yaml");
+    std::fs::write(&from_file, "port: 7880\n").unwrap();
+    std::fs::write(&from_env, "port: 7890\n").unwrap();
+    let env = Env {
+        livekit_config_path: Some(from_env.clone()),
+        ..Env::default()
+    };
+    let text = format!("livekit:\n  configPath: {}\n", from_file.display());
+    let c = parse(&text, &file(), &env).unwrap();
+    assert_eq!(
+        c.embedded().unwrap().static_config.as_deref(),
+        Some(from_env.as_path())
+    );
+    let missing = Env {
+        livekit_config_path: Some(dir.path().join("missing.yaml")),
+        ..Env::default()
+    };
+    let p = problems_with("", &missing);
+    assert!(has(&p, "LIVEKIT_CONFIG_PATH: cannot read"), "{p:?}");
+    let p = problems(&format!(
+        "livekit:\n  configPath: {}\n",
+        dir.path().join("nope.yaml").display()
+    ));
+    assert!(has(&p, "livekit.configPath: cannot read"), "{p:?}");
+}
+
+#[test]
+fn port_clashes_are_caught_before_run_time() {
+    let p = problems("server:\n  port: 7880\nlivekit:\n  rtcTcpPort: 7880\n  turnUdpPort: 50010\n");
+    assert!(
+        has(
+            &p,
+            "livekit.port: TCP port 7880 is already used by server.port"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        has(
+            &p,
+            "livekit.rtcTcpPort: TCP port 7880 is already used by server.port"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        has(
+            &p,
+            "livekit.turnUdpPort: 50010 lies inside the RTC UDP port range"
+        ),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn tls_files_must_be_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "x").unwrap();
+    let text = format!(
+        "server:\n  enableTLS: true\n  certFile: {}\n  keyFile: {}\n",
+        cert.display(),
+        dir.path().join("missing.key").display()
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(has(&p, "server.keyFile: cannot read"), "{p:?}");
+}
+
+#[test]
+fn state_directory_from_systemd_is_the_default_data_dir() {
+    let env = Env {
+        state_directory: Some(PathBuf::from("/var/lib/bedrud-test")),
+        ..Env::default()
+    };
+    let c = parse("", &file(), &env).unwrap();
+    assert_eq!(c.server.data_dir, PathBuf::from("/var/lib/bedrud-test"));
+    let c = parse("server:\n  dataDir: /srv/bedrud\n", &file(), &env).unwrap();
+    assert_eq!(c.server.data_dir, PathBuf::from("/srv/bedrud"));
+}
+
+#[test]
+fn locate_prefers_flag_then_env_and_names_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    std::fs::write(&a, "").unwrap();
+    let env = Env {
+        bedrud_config: Some(dir.path().join("from-env.yaml")),
+        ..Env::default()
+    };
+    assert_eq!(locate(Some(&a), &env).unwrap(), Source::File(a.clone()));
+    let err = locate(None, &env).unwrap_err().to_string();
+    assert!(
+        err.contains("from-env.yaml") && err.contains("$BEDRUD_CONFIG"),
+        "{err}"
+    );
+    let err = locate(Some(&dir.path().join("x.yaml")), &Env::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("x.yaml") && err.contains("--config"), "{err}");
+}
+
+/// Every key bedrud reads is documented in config/config.example.yaml, and nothing else is.
+#[test]
+fn the_example_config_documents_every_key() {
+    let example = include_str!("../../config/config.example.yaml");
+    let documented = leaf_keys(&yaml_serde::from_str(example).unwrap());
+    let known = leaf_keys(&yaml_serde::to_value(RawConfig::default()).unwrap());
+    assert_eq!(documented, known);
+    parse_ok(example);
+    parse(
+        include_str!("../../config/development.yaml"),
+        &file(),
+        &Env::default(),
+    )
+    .unwrap();
+}
+
+fn leaf_keys(v: &yaml_serde::Value) -> Vec<String> {
+    fn walk(prefix: &str, v: &yaml_serde::Value, out: &mut Vec<String>) {
+        match v {
+            yaml_serde::Value::Mapping(m) => {
+                for (k, child) in m {
+                    let k = k.as_str().unwrap();
+                    let path = if prefix.is_empty() {
+                        k.to_string()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, child, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out.sort();
+    out
+}

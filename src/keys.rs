@@ -1,0 +1,143 @@
+//! The API key and secret embedded LiveKit uses when `config.yaml` gives none.
+//! Generated once on this host and kept in `<dataDir>/livekit-keys.yaml` (mode 0600).
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Credentials;
+use crate::secret::Secret;
+
+pub const FILE_NAME: &str = "livekit-keys.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error("cannot create data folder {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyFile {
+    api_key: String,
+    api_secret: String,
+}
+
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE_NAME)
+}
+
+/// The stored credentials, if this host has generated them before.
+pub fn load(data_dir: &Path) -> Result<Option<Credentials>, KeysError> {
+    let p = path(data_dir);
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_error(&p, e.to_string())),
+    };
+    // The parse error is not shown: it could quote the secret.
+    let k: KeyFile = yaml_serde::from_str(&text)
+        .map_err(|_| read_error(&p, "not a valid key file (apiKey, apiSecret)".into()))?;
+    Ok(Some(Credentials {
+        api_key: k.api_key,
+        api_secret: Secret::new(k.api_secret),
+    }))
+}
+
+fn read_error(p: &Path, reason: String) -> KeysError {
+    KeysError::Read {
+        path: p.to_path_buf(),
+        reason,
+    }
+}
+
+/// Loads the stored credentials, generating and storing new ones the first time.
+pub fn load_or_generate(data_dir: &Path) -> Result<(Credentials, bool), KeysError> {
+    if let Some(c) = load(data_dir)? {
+        return Ok((c, false));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| KeysError::DataDir {
+            path: data_dir.to_path_buf(),
+            source: e,
+        })?;
+    let mut rng = rand::rng();
+    let file = KeyFile {
+        api_key: format!("API{}", Alphanumeric.sample_string(&mut rng, 12)),
+        api_secret: Alphanumeric.sample_string(&mut rng, 48),
+    };
+    store(data_dir, &file).map_err(|e| KeysError::Write {
+        path: path(data_dir),
+        source: e,
+    })?;
+    Ok((
+        Credentials {
+            api_key: file.api_key,
+            api_secret: Secret::new(file.api_secret),
+        },
+        true,
+    ))
+}
+
+/// Written to a 0600 temp file and renamed into place, so a crash never leaves half a key.
+fn store(data_dir: &Path, k: &KeyFile) -> std::io::Result<()> {
+    let text = yaml_serde::to_string(k).map_err(std::io::Error::other)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".livekit-keys")
+        .tempfile_in(data_dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path(data_dir)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_then_reused_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let (first, created) = load_or_generate(&data).unwrap();
+        assert!(created);
+        assert!(first.api_secret.char_len() >= crate::config::MIN_SECRET_LEN);
+        let (again, created) = load_or_generate(&data).unwrap();
+        assert!(!created);
+        assert_eq!(first.api_key, again.api_key);
+        assert_eq!(first.api_secret, again.api_secret);
+        let mode = std::fs::metadata(path(&data)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dmode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(dmode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_corrupt_key_file_is_an_error_that_does_not_quote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path()), "apiSecret: [oops-secret-value").unwrap();
+        let msg = load(dir.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains(FILE_NAME) && !msg.contains("oops-secret-value"),
+            "{msg}"
+        );
+    }
+}

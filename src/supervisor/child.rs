@@ -1,0 +1,203 @@
+//! One livekit-server process: spawned so that it cannot outlive bedrud, its output forwarded
+//! to bedrud's log, and stopped with LiveKit's two-signal protocol.
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::livekit_log::{self, Level};
+
+/// How many of LiveKit's last output lines are kept for error messages.
+const TAIL_LINES: usize = 40;
+/// After the second SIGTERM, how long LiveKit gets before SIGKILL.
+const FORCE_WAIT: Duration = Duration::from_secs(5);
+/// The only variable LiveKit gets; everything else it reads could change its config behind our back
+/// (`LIVEKIT_*`, `NODE_IP`…) or confuse systemd (`NOTIFY_SOCKET`, `WATCHDOG_*`, `LISTEN_*`).
+const CHILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The last lines LiveKit printed, on either stream.
+#[derive(Clone, Default)]
+pub struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    fn push(&self, line: String) {
+        let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() == TAIL_LINES {
+            q.pop_front();
+        }
+        q.push_back(line);
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        q.iter().cloned().collect()
+    }
+}
+
+/// A dedicated thread that performs every spawn. `PR_SET_PDEATHSIG` fires when the *thread*
+/// that forked the child ends, so it must be one that lives as long as the supervisor, not a
+/// tokio worker or blocking thread that may be retired.
+pub struct Spawner {
+    requests: std::sync::mpsc::Sender<(Command, oneshot::Sender<io::Result<Child>>)>,
+}
+
+impl Spawner {
+    pub fn start() -> io::Result<Spawner> {
+        let (tx, rx) = std::sync::mpsc::channel::<(Command, oneshot::Sender<io::Result<Child>>)>();
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name("livekit-spawner".into())
+            .spawn(move || {
+                // Child reaping is registered with this runtime's signal driver.
+                let _guard = runtime.enter();
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })?;
+        Ok(Spawner { requests: tx })
+    }
+
+    async fn spawn(&self, cmd: Command) -> io::Result<Child> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send((cmd, tx))
+            .map_err(|_| io::Error::other("spawner thread is gone"))?;
+        rx.await
+            .map_err(|_| io::Error::other("spawner thread is gone"))?
+    }
+}
+
+/// A running livekit-server.
+pub struct Process {
+    child: Child,
+    pub pid: u32,
+    pub started: Instant,
+    tail: Tail,
+    forwarders: Vec<JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts `binary --config config` in its own process group with a clean environment.
+    pub async fn start(spawner: &Spawner, binary: &Path, config: &Path) -> io::Result<Process> {
+        let mut cmd = Command::new(binary);
+        cmd.arg("--config")
+            .arg(config)
+            .env_clear()
+            .env("PATH", CHILD_PATH)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group: a Ctrl-C in bedrud's terminal must not reach LiveKit directly,
+            // bedrud decides how it stops.
+            .process_group(0)
+            .kill_on_drop(true);
+        let parent = nix::unistd::getpid();
+        // SAFETY: runs in the forked child before exec; prctl and getppid are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                // bedrud may have died between fork and prctl: then nobody would kill us.
+                if nix::unistd::getppid() != parent {
+                    return Err(io::Error::other("bedrud exited while starting LiveKit"));
+                }
+                Ok(())
+            });
+        }
+        let mut child = spawner.spawn(cmd).await?;
+        let pid = child.id().unwrap_or_default();
+        let tail = Tail::default();
+        let forwarders = vec![
+            forward(child.stdout.take(), "stdout", tail.clone()),
+            forward(child.stderr.take(), "stderr", tail.clone()),
+        ];
+        Ok(Process {
+            child,
+            pid,
+            started: Instant::now(),
+            tail,
+            forwarders,
+        })
+    }
+
+    /// Waits for the process to exit (cancel-safe), then for its output to be fully read.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let status = self.child.wait().await?;
+        for f in self.forwarders.drain(..) {
+            // A grandchild could hold the pipe open; do not wait for it forever.
+            let _ = tokio::time::timeout(Duration::from_secs(1), f).await;
+        }
+        Ok(status)
+    }
+
+    pub fn tail(&self) -> Vec<String> {
+        self.tail.lines()
+    }
+
+    /// Signals the whole process group, but only while the leader is not yet reaped: after
+    /// that its pid and group id may belong to someone else.
+    fn signal(&self, sig: Signal) {
+        if let Some(pid) = self.child.id() {
+            let _ = killpg(Pid::from_raw(pid as i32), sig);
+        }
+    }
+
+    /// SIGTERM (LiveKit drains), `grace`, SIGTERM again (forced stop), 5 s, then SIGKILL.
+    pub async fn stop(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        self.signal(Signal::SIGTERM);
+        if let Ok(status) = tokio::time::timeout(grace, self.wait()).await {
+            return status;
+        }
+        tracing::warn!(
+            pid = self.pid,
+            "LiveKit still draining after {grace:?}; forcing it to stop"
+        );
+        self.signal(Signal::SIGTERM);
+        if let Ok(status) = tokio::time::timeout(FORCE_WAIT, self.wait()).await {
+            return status;
+        }
+        tracing::warn!(
+            pid = self.pid,
+            "LiveKit ignored two SIGTERMs; sending SIGKILL"
+        );
+        self.signal(Signal::SIGKILL);
+        self.wait().await
+    }
+
+    /// Immediate SIGKILL, for a process that never became ready.
+    pub async fn kill(&mut self) -> io::Result<ExitStatus> {
+        self.signal(Signal::SIGKILL);
+        self.wait().await
+    }
+}
+
+fn forward(
+    stream: Option<impl AsyncRead + Unpin + Send + 'static>,
+    name: &'static str,
+    tail: Tail,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(stream) = stream else { return };
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(raw)) = lines.next_line().await {
+            let line = livekit_log::parse(&raw);
+            let text = line.text();
+            match line.level {
+                Level::Debug => tracing::debug!(target: "livekit", stream = name, "{text}"),
+                Level::Info => tracing::info!(target: "livekit", stream = name, "{text}"),
+                Level::Warn => tracing::warn!(target: "livekit", stream = name, "{text}"),
+                Level::Error => tracing::error!(target: "livekit", stream = name, "{text}"),
+            }
+            tail.push(text);
+        }
+    })
+}
