@@ -5,7 +5,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use axum_server::tls_rustls::RustlsConfig;
+use std::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,8 @@ pub struct Application {
     config: Config,
     listener: TcpListener,
     port: u16,
+    /// Present when `server.enableTLS`: the API is served over HTTPS only.
+    tls: Option<RustlsConfig>,
 }
 
 impl Application {
@@ -30,7 +33,21 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         crate::install_tls_provider();
         let addr = (config.server.bind_address, config.server.port);
-        let listener = TcpListener::bind(addr).await.with_context(|| {
+        let tls = match &config.server.tls {
+            Some(files) => Some(
+                RustlsConfig::from_pem_file(&files.cert_file, &files.key_file)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot load the TLS certificate {} / key {} (server.certFile, server.keyFile)",
+                            files.cert_file.display(),
+                            files.key_file.display()
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let listener = TcpListener::bind(addr).with_context(|| {
             format!(
                 "cannot listen on {}:{} (server.bindAddress, server.port)",
                 addr.0, addr.1
@@ -41,6 +58,7 @@ impl Application {
             config,
             listener,
             port,
+            tls,
         })
     }
 
@@ -59,14 +77,27 @@ impl Application {
         let stop_livekit = CancellationToken::new();
         let livekit = self.start_livekit(status_tx, stop_livekit.clone()).await?;
 
-        let stop_http = CancellationToken::new();
         let router = http::router(ApiState {
             livekit: status_rx.clone(),
         });
-        let server = axum::serve(self.listener, router)
-            .with_graceful_shutdown(stop_http.clone().cancelled_owned());
-        let mut http_task = tokio::spawn(async move { server.await });
-        tracing::info!(port = self.port, "API listening");
+        let handle = axum_server::Handle::new();
+        let service = router.into_make_service();
+        let mut http_task = match self.tls {
+            Some(tls) => {
+                let server =
+                    axum_server::from_tcp_rustls(self.listener, tls)?.handle(handle.clone());
+                tokio::spawn(server.serve(service))
+            }
+            None => {
+                let server = axum_server::from_tcp(self.listener)?.handle(handle.clone());
+                tokio::spawn(server.serve(service))
+            }
+        };
+        tracing::info!(
+            port = self.port,
+            tls = self.config.server.tls.is_some(),
+            "API listening"
+        );
 
         let stop_notifier = CancellationToken::new();
         let (lk_alive, http_alive) = (livekit.abort_handle(), http_task.abort_handle());
@@ -77,21 +108,17 @@ impl Application {
             stop_notifier.clone(),
         ));
 
-        let result = tokio::select! {
-            _ = shutdown => Ok(()),
-            r = &mut http_task => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly: {r:?}")),
+        let (result, http_done) = tokio::select! {
+            _ = shutdown => (Ok(()), false),
+            r = &mut http_task => (Err(anyhow::anyhow!("the HTTP server stopped unexpectedly: {r:?}")), true),
         };
         tracing::info!("shutting down");
         systemd::stopping("stopping LiveKit");
         stop_livekit.cancel();
         let _ = livekit.await;
-        stop_http.cancel();
-        if !http_task.is_finished()
-            && tokio::time::timeout(HTTP_DRAIN, &mut http_task)
-                .await
-                .is_err()
-        {
-            http_task.abort();
+        handle.graceful_shutdown(Some(HTTP_DRAIN));
+        if !http_done {
+            let _ = http_task.await;
         }
         stop_notifier.cancel();
         let _ = notifier.await;

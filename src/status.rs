@@ -108,7 +108,7 @@ impl LiveKitStatus {
             .unwrap_or_default();
         let state = match self.not_ready_reason() {
             None => "ready".to_string(),
-            Some(r) => first_line(&r, 160),
+            Some(r) => first_line(&r, 300),
         };
         format!(
             "LiveKit {version} ({mode}, {place}{node}): {state}; restarts: {}",

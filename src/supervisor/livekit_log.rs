@@ -101,16 +101,13 @@ fn port_in_use(line: &str) -> Option<String> {
         .find(|p| before.contains(p))
         .unwrap_or("tcp");
     // The port is the last ":<digits>" before the message.
-    let port = before
-        .rmatch_indices(':')
-        .find_map(|(i, _)| {
-            let digits: String = before[i + 1..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse::<u16>().ok()
-        })
-        ?;
+    let port = before.rmatch_indices(':').find_map(|(i, _)| {
+        let digits: String = before[i + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse::<u16>().ok()
+    })?;
     Some(format!(
         "port {port} ({proto}) is already in use by another process; stop it or change the port in config.yaml"
     ))

@@ -23,7 +23,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// Failed health checks in a row before LiveKit is reported unhealthy.
 const HEALTH_FAILURES: u32 = 3;
 /// How often a starting LiveKit is asked whether it is ready; bounds start-up latency.
-const READY_POLL: Duration = Duration::from_millis(50);
+const READY_POLL: Duration = Duration::from_millis(10);
 
 /// The LiveKit configuration to run.
 #[derive(Debug, Clone)]
@@ -302,22 +302,19 @@ fn describe_exit(
         Err(e) => format!("unknown status: {e}"),
     };
     let ran = format!("{:.1}s", ran_for.as_secs_f64());
-    match livekit_log::diagnose(tail) {
-        Some(reason) => format!("{reason} (livekit-server exited, {status}, after {ran})"),
-        None => format!(
-            "livekit-server exited ({status}) after {ran}; last output: {}",
-            last_lines(tail, 5)
-        ),
-    }
+    // LiveKit's own words first: they are what the administrator has to act on.
+    let reason = livekit_log::diagnose(tail).unwrap_or_else(|| last_lines(tail, 5));
+    format!("{reason} (livekit-server exited, {status}, after {ran})")
 }
 
 fn last_lines(tail: &[String], n: usize) -> String {
     let start = tail.len().saturating_sub(n);
     let lines = &tail[start..];
     if lines.is_empty() {
-        "(none)".into()
+        "no output".into()
     } else {
-        lines.join(" | ")
+        let trimmed: Vec<&str> = lines.iter().map(|l| l.trim()).collect();
+        trimmed.join(" | ")
     }
 }
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs bedrud from source with embedded LiveKit: no config file needed (development defaults:
+# loopback only, state in ./bedrud-data). Extra arguments go to `bedrud serve`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/install-livekit.sh 1.13.5
+export PATH="$PWD/.tools/bin:$PATH"
+exec cargo run --release --locked -- serve "$@"

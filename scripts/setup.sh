@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything bedrud's development and tests need on a fresh Debian machine; safe to re-run.
+#   system packages (as root, via apt-get): systemd (systemd-analyze)
+#   livekit-server at the pinned versions, built from its Go module (scripts/install-livekit.sh)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need_packages=()
+command -v systemd-analyze >/dev/null || need_packages+=(systemd)
+
+if [ "${#need_packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${need_packages[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+  else
+    echo "setup: missing packages: ${need_packages[*]}; install them with: sudo apt-get install ${need_packages[*]}" >&2
+    exit 1
+  fi
+fi
+
+scripts/install-livekit.sh

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every check and test, after installing what they need (scripts/setup.sh).
+# Usage: scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/setup.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --lib --bins --tests --locked "$@"

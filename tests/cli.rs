@@ -1,0 +1,141 @@
+//! The administrator's commands: `config check`, `livekit config`, `--version`.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+fn bedrud(args: &[&str], sb: &Sandbox) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bedrud"))
+        .args(args)
+        .current_dir(sb.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_check_accepts_a_good_file() {
+    let sb = Sandbox::new();
+    let cfg = sb.write_config(&sb.embedded_config(LIVEKIT, ""));
+    let out = bedrud(&["config", "check", "--config", cfg.to_str().unwrap()], &sb);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("OK (embedded LiveKit)"), "{stdout}");
+}
+
+#[test]
+fn config_check_lists_every_problem_and_fails() {
+    let sb = Sandbox::new();
+    let cfg = sb.write_config(
+        "server:\n  port: -1\n  colour: blue\nlivekit:\n  external: true\n  embedded: true\n  apiKey: k\n  apiSecret: too-short-secret\n",
+    );
+    let out = bedrud(&["config", "check", "--config", cfg.to_str().unwrap()], &sb);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for expected in [
+        "server.colour: unknown key",
+        "server.port: must be a port number between 0 and 65535",
+        "livekit.embedded: contradicts livekit.external",
+        "livekit.apiSecret: must be at least 32 characters (it has 16)",
+        "livekit.host: is required when livekit.external is true",
+        "livekit.internalHost: is required when livekit.external is true",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("6 problem(s)"), "{stderr}");
+    assert!(
+        !stderr.contains("too-short-secret"),
+        "the secret was echoed:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let sb = Sandbox::new();
+    let out = bedrud(
+        &["config", "check", "--config", "/nonexistent/bedrud.yaml"],
+        &sb,
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("/nonexistent/bedrud.yaml") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn livekit_config_masks_secrets_unless_asked() {
+    let sb = Sandbox::new();
+    let cfg = sb.write_config(&sb.embedded_config(LIVEKIT, ""));
+    let masked = bedrud(
+        &["livekit", "config", "--config", cfg.to_str().unwrap()],
+        &sb,
+    );
+    let (stdout, stderr) = text(&masked);
+    assert!(masked.status.success(), "{stderr}");
+    assert!(!stdout.contains(SECRET), "{stdout}");
+    assert!(stdout.contains("APItest: '********'"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("generated for livekit-server {LIVEKIT}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("node_ip: 127.0.0.1"), "{stdout}");
+
+    let shown = bedrud(
+        &[
+            "livekit",
+            "config",
+            "--show-secrets",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &sb,
+    );
+    assert!(text(&shown).0.contains(SECRET));
+}
+
+#[test]
+fn livekit_config_in_external_mode_explains_there_is_none() {
+    let sb = Sandbox::new();
+    let cfg = sb.write_config(&format!(
+        "livekit:\n  external: true\n  host: ws://127.0.0.1:7880\n  internalHost: http://127.0.0.1:7880\n  apiKey: k\n  apiSecret: {SECRET}\n"
+    ));
+    let out = bedrud(
+        &["livekit", "config", "--config", cfg.to_str().unwrap()],
+        &sb,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("bedrud runs no LiveKit"),
+        "{}",
+        text(&out).1
+    );
+}
+
+#[test]
+fn version_is_printed() {
+    let sb = Sandbox::new();
+    let out = bedrud(&["--version"], &sb);
+    assert_eq!(
+        text(&out).0.trim(),
+        format!("bedrud {}", env!("CARGO_PKG_VERSION"))
+    );
+}

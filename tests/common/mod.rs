@@ -1,0 +1,393 @@
+//! Shared test harness: runs the real `bedrud` binary against the real livekit-server, each test
+//! in its own temp folder with its own ports, and gives the tests ways to look at what happened.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Liveness bound for waits: a wait that takes this long means something is broken.
+/// It is not a performance expectation (those live in the benchmarks).
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real livekit-server at `version`; fails with the install command when it is missing.
+pub fn livekit_bin(version: &str) -> PathBuf {
+    let p = repo_root()
+        .join(".tools/livekit")
+        .join(version)
+        .join("livekit-server");
+    assert!(
+        p.is_file(),
+        "livekit-server {version} is not installed at {}.\n\
+         Install it with: scripts/install-livekit.sh {version}   (needs Go >= 1.26; scripts/test.sh does this)",
+        p.display()
+    );
+    p
+}
+
+pub const LIVEKIT: &str = "1.13.5";
+pub const LIVEKIT_OLD: &str = "1.11.0";
+
+/// Ports that no other test in this process has been given and that are free right now.
+pub fn free_port(udp: bool) -> u16 {
+    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let given = GIVEN.get_or_init(Default::default);
+    loop {
+        let port = if udp {
+            UdpSocket::bind("0.0.0.0:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        } else {
+            TcpListener::bind("0.0.0.0:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        // A port must be free for both protocols: LiveKit's TCP and UDP ports share numbers.
+        let other_free = if udp {
+            TcpListener::bind(("0.0.0.0", port)).is_ok()
+        } else {
+            UdpSocket::bind(("0.0.0.0", port)).is_ok()
+        };
+        if other_free && given.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+}
+
+/// The ports one bedrud + LiveKit pair listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub api: u16,
+    pub livekit: u16,
+    pub rtc_tcp: u16,
+    pub turn_udp: u16,
+    pub turn_tls: u16,
+}
+
+impl Ports {
+    pub fn new() -> Ports {
+        Ports {
+            api: free_port(false),
+            livekit: free_port(false),
+            rtc_tcp: free_port(false),
+            turn_udp: free_port(true),
+            turn_tls: free_port(false),
+        }
+    }
+}
+
+/// A folder for one test: the config file, bedrud's data folder and its own `$TMPDIR`.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub ports: Ports,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        Sandbox {
+            dir,
+            ports: Ports::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn tmp(&self) -> PathBuf {
+        self.path().join("tmp")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.yaml")
+    }
+
+    /// A loopback-only embedded config with short supervision timings; `extra` adds or
+    /// overrides `livekit:` keys (indented by two spaces) and may add whole sections.
+    pub fn embedded_config(&self, livekit_version: &str, extra_livekit: &str) -> String {
+        let p = self.ports;
+        format!(
+            "server:\n  bindAddress: 127.0.0.1\n  port: {api}\n  dataDir: {data}\n\
+             livekit:\n  binaryPath: {bin}\n  apiKey: APItest\n  apiSecret: {SECRET}\n  nodeIP: 127.0.0.1\n\
+             \x20 port: {lk}\n  rtcTcpPort: {tcp}\n  turnUdpPort: {turn}\n  turnTlsPort: {tls}\n\
+             \x20 rtcPortRangeStart: 20000\n  rtcPortRangeEnd: 29999\n\
+             \x20 restartDelay: 100ms\n  restartDelayMax: 2s\n  stopGracePeriod: 3s\n{extra_livekit}",
+            api = p.api,
+            data = self.path().join("data").display(),
+            bin = livekit_bin(livekit_version).display(),
+            lk = p.livekit,
+            tcp = p.rtc_tcp,
+            turn = p.turn_udp,
+            tls = p.turn_tls,
+        )
+    }
+
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        let p = self.config_path();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// `bedrud-livekit-*.yaml` files in this sandbox's `$TMPDIR`.
+    pub fn generated_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.tmp())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.starts_with("bedrud-livekit-") && n.ends_with(".yaml")
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Starts `bedrud serve --config <sandbox config>` with a minimal environment.
+    pub fn start(&self, envs: &[(&str, &str)]) -> Bedrud {
+        self.start_with_tls(envs, false)
+    }
+
+    /// As `start`, for a config with `server.enableTLS: true` (the API speaks HTTPS).
+    pub fn start_with_tls(&self, envs: &[(&str, &str)], tls: bool) -> Bedrud {
+        let config = self.config_path();
+        let args = ["serve", "--config", config.to_str().unwrap()];
+        Bedrud::spawn(&args, &self.tmp(), envs, self.ports.api, tls)
+    }
+}
+
+/// A running `bedrud` process with its stderr captured.
+pub struct Bedrud {
+    pub child: Child,
+    pub api_port: u16,
+    pub tls: bool,
+    log: Arc<Mutex<String>>,
+}
+
+impl Bedrud {
+    pub fn spawn(
+        args: &[&str],
+        tmp: &Path,
+        envs: &[(&str, &str)],
+        api_port: u16,
+        tls: bool,
+    ) -> Bedrud {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bedrud"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("TMPDIR", tmp)
+            .env("BEDRUD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("cannot start the bedrud binary");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Bedrud {
+            child,
+            api_port,
+            tls,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.api_port)
+    }
+
+    /// `GET /ready`: the status code and JSON body, or `None` while nothing answers.
+    pub fn ready(&self) -> Option<(u16, Value)> {
+        get_json(&self.url("/ready"))
+    }
+
+    /// Waits for `/ready` to answer 200 and returns its body.
+    pub fn wait_ready(&mut self) -> Value {
+        self.wait_for("/ready to answer 200", |b| match b.ready() {
+            Some((200, body)) => Some(body),
+            _ => None,
+        })
+    }
+
+    /// Polls `check` until it returns `Some`, failing with bedrud's log if it never does or if
+    /// bedrud exits meanwhile.
+    pub fn wait_for<T>(&mut self, what: &str, mut check: impl FnMut(&Bedrud) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = check(self) {
+                return v;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "bedrud exited ({status}) while waiting for {what}; log:\n{}",
+                    self.logs()
+                );
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "gave up waiting for {what}; log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The pid of the LiveKit process bedrud currently runs.
+    pub fn livekit_pid(&self) -> u32 {
+        let (_, body) = self.ready().expect("bedrud does not answer");
+        body["livekit"]["pid"]
+            .as_u64()
+            .expect("no LiveKit pid in /ready") as u32
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig).unwrap();
+    }
+
+    /// Waits for bedrud to exit on its own.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "bedrud did not exit; log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, as `systemctl stop` sends, then waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit()
+    }
+}
+
+impl Drop for Bedrud {
+    fn drop(&mut self) {
+        // A failed test must not leave a daemon behind; LiveKit follows it (PDEATHSIG).
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client for loopback test servers; it trusts self-signed test certificates.
+fn agent() -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .disable_verification(true)
+        .build();
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .tls_config(tls)
+        .build()
+        .into()
+}
+
+/// `GET url` → (status, JSON body); `None` when nothing answers.
+pub fn get_json(url: &str) -> Option<(u16, Value)> {
+    let mut resp = agent().get(url).call().ok()?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_json::<Value>().unwrap_or(Value::Null);
+    Some((status, body))
+}
+
+/// `GET url` → status code only.
+pub fn get_status(url: &str) -> Option<u16> {
+    agent().get(url).call().ok().map(|r| r.status().as_u16())
+}
+
+/// Whether `pid` is a live process (a zombie counts as gone: it no longer runs).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+            state != Some('Z') && state != Some('X')
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until `pid` no longer runs.
+pub fn wait_gone(pid: u32, what: &str) {
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{what} (pid {pid}) is still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every running livekit-server whose command line mentions `needle`.
+pub fn livekit_processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| alive(*pid))
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.contains("livekit-server") && cmd.contains(needle)
+        })
+        .collect()
+}
+
+pub fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// A self-signed certificate for `names`, written as PEM files into `dir`.
+pub fn self_signed(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let cert = rcgen::generate_simple_self_signed(names).unwrap();
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&c, cert.cert.pem()).unwrap();
+    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
+    (c, k)
+}

@@ -1,0 +1,88 @@
+//! External mode: bedrud starts no LiveKit and follows one that runs on its own.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// A livekit-server started by the test itself, as an administrator's separate server would be.
+struct StandaloneLiveKit {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl StandaloneLiveKit {
+    fn start() -> StandaloneLiveKit {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = Ports::new();
+        let cfg = dir.path().join("livekit.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "port: {}\nkeys:\n  APIext: {SECRET}\nrtc:\n  tcp_port: {}\n  port_range_start: 20000\n  port_range_end: 29999\n  node_ip: 127.0.0.1\n  use_external_ip: false\n",
+                ports.livekit, ports.rtc_tcp
+            ),
+        )
+        .unwrap();
+        let child = Command::new(livekit_bin(LIVEKIT))
+            .arg("--config")
+            .arg(&cfg)
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        StandaloneLiveKit {
+            child,
+            port: ports.livekit,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for StandaloneLiveKit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn follows_an_external_livekit_and_reports_when_it_goes_away() {
+    let mut lk = StandaloneLiveKit::start();
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "server:\n  bindAddress: 127.0.0.1\n  port: {}\n  dataDir: {}\nlivekit:\n  embedded: false\n  host: ws://127.0.0.1:{p}\n  internalHost: http://127.0.0.1:{p}\n  apiKey: APIext\n  apiSecret: {SECRET}\n",
+        sb.ports.api,
+        sb.path().join("data").display(),
+        p = lk.port
+    ));
+    let mut b = sb.start(&[]);
+    let body = b.wait_ready();
+    assert_eq!(body["livekit"]["mode"], "external");
+    assert_eq!(
+        body["livekit"]["url"],
+        format!("ws://127.0.0.1:{}", lk.port)
+    );
+    assert!(
+        body["livekit"]["pid"].is_null(),
+        "external mode runs no process"
+    );
+    assert!(sb.generated_files().is_empty());
+
+    lk.child.kill().unwrap();
+    lk.child.wait().unwrap();
+    let body = b.wait_for("/ready to report LiveKit unreachable", |b| {
+        match b.ready() {
+            Some((503, body)) => Some(body),
+            _ => None,
+        }
+    });
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("LiveKit is unreachable"), "{error}");
+    assert!(error.contains(&format!("127.0.0.1:{}", lk.port)), "{error}");
+    assert_eq!(get_status(&b.url("/health")), Some(200));
+    assert!(b.terminate().success());
+}
