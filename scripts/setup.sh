@@ -2,6 +2,7 @@
 # Installs everything bedrud's development and tests need on a fresh Debian machine; safe to re-run.
 #   system packages (as root, via apt-get): systemd (systemd-analyze)
 #   livekit-server at the pinned versions, built from its Go module (scripts/install-livekit.sh)
+#   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,3 +22,4 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
 fi
 
 scripts/install-livekit.sh
+scripts/postgres.sh start >/dev/null

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh
+BEDRUD_TEST_POSTGRES=$(scripts/postgres.sh url)
+export BEDRUD_TEST_POSTGRES
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --lib --bins --tests --locked "$@"

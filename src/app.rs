@@ -1,21 +1,31 @@
-//! The running daemon: binds the API port, starts LiveKit supervision (or watches an external
-//! LiveKit), serves HTTP, keeps systemd informed, and shuts all of it down in order.
+//! The running daemon: opens the database, binds the API port, starts LiveKit supervision (or
+//! follows an external LiveKit), serves HTTP, reconciles state, keeps systemd informed, and
+//! shuts all of it down in order.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
-use std::net::TcpListener;
+use livekit_api::access_token::TokenVerifier;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Mode};
-use crate::http::{self, ApiState};
+use crate::auth::Auth;
+use crate::config::{Config, Credentials, Mode};
+use crate::http::{self, AppState, Shared};
+use crate::livekit_client::LiveKitClient;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::reconcile::Reconciler;
 use crate::status::{self, LiveKitStatus};
+use crate::store::{self, Store};
 use crate::supervisor::Supervisor;
-use crate::{embedded, external, livekit_config, systemd};
+use crate::{embedded, external, keys, livekit_config, systemd};
 
 /// How long in-flight HTTP requests get once LiveKit has stopped.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
@@ -26,27 +36,32 @@ pub struct Application {
     port: u16,
     /// Present when `server.enableTLS`: the API is served over HTTPS only.
     tls: Option<RustlsConfig>,
+    store: Store,
+    credentials: Credentials,
 }
 
 impl Application {
-    /// Binds the API listener; `server.port: 0` picks a free port, reported by `port()`.
+    /// Opens the database and binds the API listener; `server.port: 0` picks a free port,
+    /// reported by `port()`. Fails early, with the key to fix, on anything that cannot work.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         crate::install_tls_provider();
-        let addr = (config.server.bind_address, config.server.port);
         let tls = match &config.server.tls {
             Some(files) => Some(
                 RustlsConfig::from_pem_file(&files.cert_file, &files.key_file)
                     .await
                     .with_context(|| {
                         format!(
-                            "cannot load the TLS certificate {} / key {} (server.certFile, server.keyFile)",
-                            files.cert_file.display(),
-                            files.key_file.display()
-                        )
+                    "cannot load the TLS certificate {} / key {} (server.certFile, server.keyFile)",
+                    files.cert_file.display(),
+                    files.key_file.display()
+                )
                     })?,
             ),
             None => None,
         };
+        let store = open_store(&config).await?;
+        let credentials = embedded::credentials(&config)?;
+        let addr = (config.server.bind_address, config.server.port);
         let listener = TcpListener::bind(addr).with_context(|| {
             format!(
                 "cannot listen on {}:{} (server.bindAddress, server.port)",
@@ -59,6 +74,8 @@ impl Application {
             listener,
             port,
             tls,
+            store,
+            credentials,
         })
     }
 
@@ -66,7 +83,7 @@ impl Application {
         self.port
     }
 
-    /// Runs until `shutdown` resolves, then stops LiveKit (letting webhooks still arrive while it
+    /// Runs until `shutdown` resolves, then stops LiveKit (webhooks still arrive while it
     /// drains), then the HTTP server.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let mode = match self.config.livekit.mode {
@@ -75,13 +92,21 @@ impl Application {
         };
         let (status_tx, status_rx) = watch::channel(LiveKitStatus::new(mode));
         let stop_livekit = CancellationToken::new();
-        let livekit = self.start_livekit(status_tx, stop_livekit.clone()).await?;
+        let (livekit, livekit_port) = self.start_livekit(status_tx, stop_livekit.clone()).await?;
+        let state = self.state(status_rx.clone(), livekit_port)?;
 
-        let router = http::router(ApiState {
-            livekit: status_rx.clone(),
-        });
+        let stop_background = CancellationToken::new();
+        let reconciler = Reconciler {
+            store: self.store.clone(),
+            livekit: state.livekit.clone(),
+            metrics: state.metrics.clone(),
+            status: status_rx.clone(),
+            interval: self.config.rooms.reconcile_interval,
+        };
+        let reconcile_task = tokio::spawn(reconciler.run(stop_background.clone()));
+
         let handle = axum_server::Handle::new();
-        let service = router.into_make_service();
+        let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut http_task = match self.tls {
             Some(tls) => {
                 let server =
@@ -99,13 +124,12 @@ impl Application {
             "API listening"
         );
 
-        let stop_notifier = CancellationToken::new();
         let (lk_alive, http_alive) = (livekit.abort_handle(), http_task.abort_handle());
         let healthy = move || !lk_alive.is_finished() && !http_alive.is_finished();
         let notifier = tokio::spawn(systemd::run_notifier(
             status_rx,
             healthy,
-            stop_notifier.clone(),
+            stop_background.clone(),
         ));
 
         let (result, http_done) = tokio::select! {
@@ -120,29 +144,80 @@ impl Application {
         if !http_done {
             let _ = http_task.await;
         }
-        stop_notifier.cancel();
-        let _ = notifier.await;
+        stop_background.cancel();
+        let _ = tokio::join!(notifier, reconcile_task);
+        self.store.close().await;
         result
     }
 
+    fn state(
+        &self,
+        status: watch::Receiver<LiveKitStatus>,
+        livekit_port: u16,
+    ) -> anyhow::Result<AppState> {
+        let c = &self.config;
+        let internal = c
+            .livekit
+            .internal_host
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{livekit_port}"));
+        let public = c.livekit.host.clone().unwrap_or_else(|| {
+            let host = if c.server.host.is_empty() {
+                "127.0.0.1"
+            } else {
+                &c.server.host
+            };
+            format!("ws://{host}:{livekit_port}")
+        });
+        let jwt_secret = match &c.auth.jwt_secret {
+            Some(s) => s.clone(),
+            None => keys::jwt_secret(&c.server.data_dir).context("auth.jwtSecret")?,
+        };
+        let creds = &self.credentials;
+        Ok(AppState::new(Shared {
+            store: self.store.clone(),
+            auth: Auth::new(
+                &jwt_secret,
+                c.auth.access_token_ttl,
+                c.auth.refresh_token_ttl,
+            ),
+            livekit: LiveKitClient::new(&internal, creds),
+            livekit_status: status,
+            credentials: creds.clone(),
+            webhook_verifier: TokenVerifier::with_api_key(
+                &creds.api_key,
+                creds.api_secret.expose(),
+            ),
+            livekit_url: public,
+            rooms: c.rooms.clone(),
+            allow_registration: c.auth.allow_registration,
+            metrics: Arc::new(Metrics::default()),
+            login_limiter: RateLimiter::new(c.auth.login_attempts_per_minute),
+            address_limiter: RateLimiter::new(c.auth.login_attempts_per_minute.saturating_mul(3)),
+            ensured_rooms: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Starts supervision (embedded) or the external probe; returns its task and LiveKit's port.
     async fn start_livekit(
         &self,
         status: watch::Sender<LiveKitStatus>,
         stop: CancellationToken,
-    ) -> anyhow::Result<JoinHandle<()>> {
+    ) -> anyhow::Result<(JoinHandle<()>, u16)> {
         let c = &self.config;
         match &c.livekit.mode {
             Mode::Embedded(e) => {
                 for stale in livekit_config::remove_stale(&livekit_config::temp_dir()) {
                     tracing::info!(file = %stale.display(), "removed a LiveKit config left by a bedrud that died");
                 }
-                let prepared = embedded::prepare(c, e, self.port).await?;
+                let prepared = embedded::prepare(c, e, &self.credentials, self.port).await?;
                 for w in &prepared.warnings {
                     tracing::warn!("{w}");
                 }
                 status.send_modify(|s| embedded::describe(&prepared, s));
+                let port = prepared.port;
                 let supervisor = Supervisor::new(prepared.plan, status)?;
-                Ok(tokio::spawn(supervisor.run(stop)))
+                Ok((tokio::spawn(supervisor.run(stop)), port))
             }
             Mode::External => {
                 let url = c
@@ -152,8 +227,29 @@ impl Application {
                     .context("livekit.internalHost is required")?;
                 status.send_modify(|s| s.url = c.livekit.host.clone());
                 let client = external::client(c.livekit.skip_tls_verify)?;
-                Ok(tokio::spawn(external::watch(url, client, status, stop)))
+                Ok((tokio::spawn(external::watch(url, client, status, stop)), 0))
             }
         }
     }
+}
+
+/// The configured database, or SQLite in the data folder (created, private, on first start).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = match &config.database_url {
+        Some(u) => u.clone(),
+        None => {
+            let dir = &config.server.data_dir;
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "cannot create the data folder {} (server.dataDir)",
+                    dir.display()
+                )
+            })?;
+            store::default_url(dir)
+        }
+    };
+    // The URL may hold a password: errors name the key, not the value.
+    Store::connect(&url)
+        .await
+        .context("cannot open the database (database.url)")
 }

@@ -39,6 +39,23 @@ enum Command {
         #[command(subcommand)]
         command: LivekitCommand,
     },
+    /// Manage accounts
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an admin account (or make an existing account admin). The password is read from
+    /// standard input, never from the command line.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -54,6 +71,16 @@ enum LivekitCommand {
         /// Show the API secret instead of a mask
         #[arg(long)]
         show_secrets: bool,
+    },
+    /// Mint a LiveKit join token for testing a client (publish everything, no admin rights)
+    Token {
+        #[arg(long)]
+        room: String,
+        #[arg(long)]
+        identity: String,
+        /// Lifetime, e.g. "10m"
+        #[arg(long, default_value = "10m")]
+        ttl: String,
     },
 }
 
@@ -78,6 +105,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Livekit {
             command: LivekitCommand::Config { show_secrets },
         } => livekit_config(load(cli.config, &env)?, show_secrets),
+        Command::Livekit {
+            command:
+                LivekitCommand::Token {
+                    room,
+                    identity,
+                    ttl,
+                },
+        } => livekit_token(load(cli.config, &env)?, &room, &identity, &ttl),
+        Command::User {
+            command: UserCommand::CreateAdmin { email, name },
+        } => create_admin(load(cli.config, &env)?, &email, &name),
     }
 }
 
@@ -180,5 +218,77 @@ fn livekit_config(config: Config, show_secrets: bool) -> anyhow::Result<ExitCode
         node.rule
     );
     print!("{}", generated.yaml.render(show_secrets));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the password from standard input (one line), so it never appears in `ps` or history.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::BufRead;
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("password for the admin account: ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn create_admin(config: Config, email: &str, name: &str) -> anyhow::Result<ExitCode> {
+    let password = read_password()?;
+    crate::http::validate_account(email, &password, name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    runtime()?.block_on(async {
+        let store = crate::app::open_store(&config).await?;
+        let outcome = match store.user_by_email(email).await? {
+            Some(existing) => {
+                store
+                    .set_role(&existing.id, crate::store::Role::Admin)
+                    .await?;
+                format!("{} is now an admin (password unchanged)", existing.email)
+            }
+            None => {
+                let hash =
+                    crate::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let u = store
+                    .create_user(email, name, &hash, crate::store::Role::Admin)
+                    .await?;
+                format!("admin account {} created", u.email)
+            }
+        };
+        store.close().await;
+        println!("{outcome}");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn livekit_token(
+    config: Config,
+    room: &str,
+    identity: &str,
+    ttl: &str,
+) -> anyhow::Result<ExitCode> {
+    let ttl = humantime::parse_duration(ttl).context("--ttl")?;
+    let credentials = embedded::credentials(&config)?;
+    let grants = livekit_api::access_token::VideoGrants {
+        room_join: true,
+        room: room.to_string(),
+        can_publish: Some(true),
+        can_subscribe: Some(true),
+        can_publish_data: Some(true),
+        can_update_own_metadata: Some(false),
+        ..Default::default()
+    };
+    let token = livekit_api::access_token::AccessToken::with_api_key(
+        &credentials.api_key,
+        credentials.api_secret.expose(),
+    )
+    .with_identity(identity)
+    .with_name(identity)
+    .with_ttl(ttl)
+    .with_grants(grants)
+    .to_jwt()?;
+    println!("{token}");
     Ok(ExitCode::SUCCESS)
 }

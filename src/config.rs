@@ -190,6 +190,9 @@ fn parse_raw(text: &str, development: bool) -> Result<(RawConfig, Vec<String>), 
 #[serde(default)]
 struct RawConfig {
     server: RawServer,
+    database: RawDatabase,
+    auth: RawAuth,
+    rooms: RawRooms,
     livekit: RawLiveKit,
     log: RawLog,
 }
@@ -309,6 +312,55 @@ impl Default for RawLiveKit {
     }
 }
 
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+struct RawDatabase {
+    url: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RawAuth {
+    #[serde(deserialize_with = "scalar_string")]
+    jwt_secret: String,
+    access_token_ttl: String,
+    refresh_token_ttl: String,
+    allow_registration: bool,
+    login_attempts_per_minute: i64,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth {
+            jwt_secret: String::new(),
+            access_token_ttl: "15m".into(),
+            refresh_token_ttl: "30days".into(),
+            allow_registration: true,
+            login_attempts_per_minute: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RawRooms {
+    join_token_ttl: String,
+    allow_guests: bool,
+    default_max_participants: i64,
+    reconcile_interval: String,
+}
+
+impl Default for RawRooms {
+    fn default() -> Self {
+        RawRooms {
+            join_token_ttl: "10m".into(),
+            allow_guests: true,
+            default_max_participants: 50,
+            reconcile_interval: "30s".into(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(default)]
 struct RawLog {
@@ -367,6 +419,10 @@ fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 pub struct Config {
     pub source: Source,
     pub server: Server,
+    /// `database.url`; `None` = SQLite in the data folder.
+    pub database_url: Option<String>,
+    pub auth: Auth,
+    pub rooms: Rooms,
     pub livekit: LiveKit,
     /// bedrud's own log level (`log.level`).
     pub log_level: String,
@@ -381,6 +437,25 @@ pub struct Server {
     pub port: u16,
     pub tls: Option<TlsFiles>,
     pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// Signs bedrud's own access tokens; `None` = generated and kept in the data folder.
+    pub jwt_secret: Option<Secret>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub allow_registration: bool,
+    pub login_attempts_per_minute: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rooms {
+    /// Lifetime of a LiveKit join token: long enough to connect, short enough to be useless later.
+    pub join_token_ttl: Duration,
+    pub allow_guests: bool,
+    pub default_max_participants: u32,
+    pub reconcile_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -559,6 +634,9 @@ impl Checker<'_> {
 fn validate(raw: RawConfig, source: &Source, env: &Env, problems: &mut Vec<Problem>) -> Config {
     let mut c = Checker { problems };
     let server = validate_server(&raw.server, source, env, &mut c);
+    let database_url = validate_database(&raw.database, &mut c);
+    let auth = validate_auth(&raw.auth, &mut c);
+    let rooms = validate_rooms(&raw.rooms, &mut c);
     let livekit = validate_livekit(raw.livekit, env, &mut c);
     let log_level = c.level(
         "log.level",
@@ -569,6 +647,9 @@ fn validate(raw: RawConfig, source: &Source, env: &Env, problems: &mut Vec<Probl
     Config {
         source: source.clone(),
         server,
+        database_url,
+        auth,
+        rooms,
         livekit,
         log_level,
     }
@@ -622,6 +703,62 @@ fn validate_server(raw: &RawServer, source: &Source, env: &Env, c: &mut Checker)
         port,
         tls,
         data_dir,
+    }
+}
+
+fn validate_database(raw: &RawDatabase, c: &mut Checker) -> Option<String> {
+    let url = raw.url.trim();
+    if url.is_empty() {
+        return None;
+    }
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if !known.iter().any(|k| url.starts_with(k)) {
+        // The URL may carry a password: name the scheme problem without echoing it.
+        c.fail(
+            "database.url",
+            "must start with sqlite:, postgres:// or postgresql://",
+        );
+    }
+    Some(url.to_string())
+}
+
+fn validate_auth(raw: &RawAuth, c: &mut Checker) -> Auth {
+    let secret = Secret::new(raw.jwt_secret.trim());
+    if !secret.is_empty() && secret.char_len() < MIN_SECRET_LEN {
+        c.fail(
+            "auth.jwtSecret",
+            format!(
+                "must be at least {MIN_SECRET_LEN} characters (it has {})",
+                secret.char_len()
+            ),
+        );
+    }
+    let attempts = raw.login_attempts_per_minute;
+    if !(1..=10_000).contains(&attempts) {
+        c.fail("auth.loginAttemptsPerMinute", "must be between 1 and 10000");
+    }
+    Auth {
+        jwt_secret: (!secret.is_empty()).then_some(secret),
+        access_token_ttl: c.duration("auth.accessTokenTtl", &raw.access_token_ttl),
+        refresh_token_ttl: c.duration("auth.refreshTokenTtl", &raw.refresh_token_ttl),
+        allow_registration: raw.allow_registration,
+        login_attempts_per_minute: attempts.clamp(1, 10_000) as u32,
+    }
+}
+
+fn validate_rooms(raw: &RawRooms, c: &mut Checker) -> Rooms {
+    let max = raw.default_max_participants;
+    if !(1..=100_000).contains(&max) {
+        c.fail(
+            "rooms.defaultMaxParticipants",
+            "must be between 1 and 100000",
+        );
+    }
+    Rooms {
+        join_token_ttl: c.duration("rooms.joinTokenTtl", &raw.join_token_ttl),
+        allow_guests: raw.allow_guests,
+        default_max_participants: max.clamp(1, 100_000) as u32,
+        reconcile_interval: c.duration("rooms.reconcileInterval", &raw.reconcile_interval),
     }
 }
 

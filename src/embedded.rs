@@ -2,7 +2,7 @@
 //! Shared by `bedrud serve` and `bedrud livekit config`, so both show the same thing.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 
@@ -23,7 +23,12 @@ pub struct Prepared {
 }
 
 /// Finds the binary (required), learns its version, resolves node_ip and keys, renders the YAML.
-pub async fn prepare(config: &Config, e: &Embedded, api_port: u16) -> anyhow::Result<Prepared> {
+pub async fn prepare(
+    config: &Config,
+    e: &Embedded,
+    credentials: &Credentials,
+    api_port: u16,
+) -> anyhow::Result<Prepared> {
     let binary = livekit_binary::locate(e.binary_path.as_deref())?;
     let version = probe(&binary).await;
     let (source, node_ip, warnings, port) = match &e.static_config {
@@ -32,9 +37,8 @@ pub async fn prepare(config: &Config, e: &Embedded, api_port: u16) -> anyhow::Re
             (ConfigSource::Static(path.clone()), None, Vec::new(), port)
         }
         None => {
-            let credentials = credentials(config)?;
             let node = resolve_node_ip(config, e);
-            let generated = generate(config, e, &credentials, &node, api_port, version);
+            let generated = generate(config, e, credentials, &node, api_port, version);
             let yaml = generated.yaml.render(true);
             (
                 ConfigSource::Generated(yaml),
@@ -78,10 +82,14 @@ async fn probe(binary: &Path) -> Option<Version> {
     }
 }
 
-/// The configured key pair, or the one generated for this host and kept in the data folder.
+/// The API key pair bedrud uses with LiveKit: the configured one; else, with a static LiveKit
+/// config, the single key in that file; else the one generated for this host.
 pub fn credentials(config: &Config) -> anyhow::Result<Credentials> {
     if let Some(c) = &config.livekit.credentials {
         return Ok(c.clone());
+    }
+    if let Some(path) = config.embedded().and_then(|e| e.static_config.as_ref()) {
+        return static_credentials(path);
     }
     let dir = &config.server.data_dir;
     let (c, created) = keys::load_or_generate(dir).context("embedded LiveKit needs an API key")?;
@@ -92,6 +100,30 @@ pub fn credentials(config: &Config) -> anyhow::Result<Credentials> {
         );
     }
     Ok(c)
+}
+
+fn static_credentials(path: &Path) -> anyhow::Result<Credentials> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: yaml_serde::Value = yaml_serde::from_str(&text).unwrap_or(yaml_serde::Value::Null);
+    let keys: Vec<(String, String)> = match doc.get("keys") {
+        Some(yaml_serde::Value::Mapping(m)) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    match keys.as_slice() {
+        [(key, secret)] => Ok(Credentials {
+            api_key: key.clone(),
+            api_secret: crate::secret::Secret::new(secret.clone()),
+        }),
+        _ => anyhow::bail!(
+            "livekit.apiKey / livekit.apiSecret: set them to one of the keys of {} (it has {} keys, bedrud can only guess with exactly one)",
+            path.display(),
+            keys.len()
+        ),
+    }
 }
 
 pub fn resolve_node_ip(config: &Config, e: &Embedded) -> NodeIp {
@@ -224,8 +256,4 @@ pub fn placeholder_credentials(config: &Config) -> Credentials {
             keys::path(&config.server.data_dir).display()
         )),
     }
-}
-
-pub fn keys_path(config: &Config) -> PathBuf {
-    keys::path(&config.server.data_dir)
 }

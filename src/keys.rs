@@ -1,5 +1,5 @@
-//! The API key and secret embedded LiveKit uses when `config.yaml` gives none.
-//! Generated once on this host and kept in `<dataDir>/livekit-keys.yaml` (mode 0600).
+//! Secrets bedrud generates when `config.yaml` gives none: the embedded LiveKit API key pair
+//! (`<dataDir>/livekit-keys.yaml`) and the access-token signing secret (`<dataDir>/jwt-secret`).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -69,14 +69,7 @@ pub fn load_or_generate(data_dir: &Path) -> Result<(Credentials, bool), KeysErro
     if let Some(c) = load(data_dir)? {
         return Ok((c, false));
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|e| KeysError::DataDir {
-            path: data_dir.to_path_buf(),
-            source: e,
-        })?;
+    create_data_dir(data_dir)?;
     let mut rng = rand::rng();
     let file = KeyFile {
         api_key: format!("API{}", Alphanumeric.sample_string(&mut rng, 12)),
@@ -95,18 +88,57 @@ pub fn load_or_generate(data_dir: &Path) -> Result<(Credentials, bool), KeysErro
     ))
 }
 
-/// Written to a 0600 temp file and renamed into place, so a crash never leaves half a key.
 fn store(data_dir: &Path, k: &KeyFile) -> std::io::Result<()> {
     let text = yaml_serde::to_string(k).map_err(std::io::Error::other)?;
+    write_private(&path(data_dir), &text)
+}
+
+/// Written to a 0600 temp file and renamed into place, so a crash never leaves half a key.
+fn write_private(target: &Path, text: &str) -> std::io::Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".livekit-keys")
-        .tempfile_in(data_dir)?;
+        .prefix(".bedrud-secret")
+        .tempfile_in(dir)?;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o600))?;
     tmp.write_all(text.as_bytes())?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path(data_dir)).map_err(|e| e.error)?;
+    tmp.persist(target).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The secret that signs bedrud's own access tokens, generated once per host when the config
+/// gives none (`<dataDir>/jwt-secret`, mode 0600).
+pub fn jwt_secret(data_dir: &Path) -> Result<Secret, KeysError> {
+    let p = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&p) {
+        Ok(s) if s.trim().len() >= crate::config::MIN_SECRET_LEN => {
+            return Ok(Secret::new(s.trim()))
+        }
+        Ok(_) => {
+            let why = "shorter than 32 characters; delete it to generate a new one";
+            return Err(read_error(&p, why.into()));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(read_error(&p, e.to_string()))
+        }
+        Err(_) => {}
+    }
+    create_data_dir(data_dir)?;
+    let secret = Alphanumeric.sample_string(&mut rand::rng(), 64);
+    write_private(&p, &secret).map_err(|e| KeysError::Write { path: p, source: e })?;
+    Ok(Secret::new(secret))
+}
+
+fn create_data_dir(data_dir: &Path) -> Result<(), KeysError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| KeysError::DataDir {
+            path: data_dir.to_path_buf(),
+            source: e,
+        })
 }
 
 #[cfg(test)]
@@ -128,6 +160,20 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let dmode = std::fs::metadata(&data).unwrap().permissions().mode();
         assert_eq!(dmode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn jwt_secret_is_generated_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = jwt_secret(dir.path()).unwrap();
+        let b = jwt_secret(dir.path()).unwrap();
+        assert_eq!(a, b);
+        assert!(a.char_len() >= 32);
+        let mode = std::fs::metadata(dir.path().join("jwt-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -391,3 +391,48 @@ pub fn self_signed(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
     std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
     (c, k)
 }
+
+/// A JSON API call: method, URL, optional bearer token and body → (status, JSON body).
+pub fn call(method: &str, url: &str, bearer: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    call_with(
+        method,
+        url,
+        &[("Authorization", bearer.map(|b| format!("Bearer {b}")))],
+        body.map(|b| b.to_string().into_bytes()),
+    )
+}
+
+/// Like `call`, with raw headers and body bytes.
+pub fn call_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, Option<String>)],
+    body: Option<Vec<u8>>,
+) -> (u16, Value) {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        if let Some(v) = v {
+            req = req.header(*k, v);
+        }
+    }
+    let req = req.header("Content-Type", "application/json");
+    let result = match body {
+        Some(b) => agent().run(req.body(b).unwrap()),
+        None => agent().run(req.body(()).unwrap()),
+    };
+    let mut resp = result.unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, json)
+}
+
+/// The claims of a JWT, read without checking its signature (the tests check what was signed).
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("not a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}

@@ -1,0 +1,54 @@
+//! For administrators and their tools: LiveKit status with active rooms, and `/metrics`.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{ApiError, ApiResult, AppState, SignedIn};
+
+/// `GET /api/admin/livekit`: what the dashboard shows about LiveKit.
+pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
+    if !who.is_admin() {
+        return Err(ApiError::Forbidden("admins only".into()));
+    }
+    let status = s.livekit_status.borrow().clone();
+    let rooms: Vec<Value> = s
+        .store
+        .active_rooms()
+        .await?
+        .into_iter()
+        .map(|(name, n)| json!({ "name": name, "participants": n }))
+        .collect();
+    Ok(Json(json!({
+        "mode": status.mode,
+        "connected": status.is_ready(),
+        "state": status.state,
+        "version": status.version,
+        "nodeIp": status.node_ip,
+        "url": s.livekit_url,
+        "restarts": status.restarts,
+        "lastError": status.last_error,
+        "warnings": status.warnings,
+        "activeRooms": rooms,
+        "reconcile": {
+            "runs": s.metrics.reconcile_runs.get(),
+            "corrections": s.metrics.reconcile_corrections.get(),
+        },
+    })))
+}
+
+/// `GET /metrics` in Prometheus text format.
+pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    s.metrics
+        .livekit_restarts
+        .set(s.livekit_status.borrow().restarts as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}

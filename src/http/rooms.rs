@@ -1,0 +1,308 @@
+//! Rooms: create, list, join (the LiveKit token), guest join, who is in, close.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rand::distr::{Alphanumeric, SampleString};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{require_livekit, ApiError, ApiResult, AppState, JsonBody, SignedIn};
+use crate::join_token::{self, Role};
+use crate::metrics::JoinLabels;
+use crate::store::{NewRoom, Room};
+
+/// A LiveKit room created this recently is not created again on the next join.
+const ENSURED_FOR: Duration = Duration::from_secs(60);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Create {
+    name: String,
+    #[serde(default = "yes")]
+    is_public: bool,
+    max_participants: Option<u32>,
+    #[serde(default)]
+    settings: Settings,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Settings {
+    allow_video: bool,
+    allow_audio: bool,
+    allow_screen_share: bool,
+    allow_guests: bool,
+    /// Emails of users who moderate besides the owner.
+    moderators: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            allow_video: true,
+            allow_audio: true,
+            allow_screen_share: true,
+            allow_guests: false,
+            moderators: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Join {
+    room_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuestJoin {
+    room_name: String,
+    guest_name: String,
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    who: SignedIn,
+    JsonBody(body): JsonBody<Create>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    validate_name(&body.name)?;
+    let max = body
+        .max_participants
+        .unwrap_or(s.rooms.default_max_participants);
+    if !(1..=100_000).contains(&max) {
+        return Err(ApiError::BadRequest(
+            "maxParticipants: must be between 1 and 100000".into(),
+        ));
+    }
+    let mut moderators = Vec::new();
+    for email in &body.settings.moderators {
+        let user = s.store.user_by_email(email).await?;
+        let user = user.ok_or_else(|| {
+            ApiError::BadRequest(format!("settings.moderators: no account for {email}"))
+        })?;
+        moderators.push(user.id);
+    }
+    let new = NewRoom {
+        name: body.name.clone(),
+        owner_id: who.id().to_string(),
+        is_public: body.is_public,
+        max_participants: max.into(),
+        allow_video: body.settings.allow_video,
+        allow_audio: body.settings.allow_audio,
+        allow_screen_share: body.settings.allow_screen_share,
+        allow_guests: body.settings.allow_guests,
+        moderators,
+    };
+    // A taken name fails here, before anything touches LiveKit (and its live room of that name).
+    let room = s
+        .store
+        .create_room(&new)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::Conflict(_) => {
+                ApiError::Conflict(format!("room name \"{}\" is already taken", body.name))
+            }
+            other => other,
+        })?;
+    Ok((StatusCode::CREATED, Json(json!({ "room": room }))))
+}
+
+pub async fn list(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
+    let rooms = s.store.list_rooms(who.id(), who.is_admin()).await?;
+    Ok(Json(json!({ "rooms": rooms })))
+}
+
+pub async fn join(
+    State(s): State<AppState>,
+    who: SignedIn,
+    JsonBody(body): JsonBody<Join>,
+) -> ApiResult<Json<Value>> {
+    let room = find(&s, &body.room_name).await?;
+    let role = member_role(&room, &who)?;
+    let identity = format!("u_{}", who.id());
+    if s.store.is_banned(&room.id, &identity).await? {
+        return Err(ApiError::Forbidden(
+            "you were removed from this room by a moderator".into(),
+        ));
+    }
+    let user = s
+        .store
+        .user_by_id(who.id())
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("account no longer exists".into()))?;
+    let answer = admit(&s, &room, &identity, &user.name, role).await?;
+    s.metrics
+        .joins
+        .get_or_create(&JoinLabels { kind: "user" })
+        .inc();
+    Ok(Json(answer))
+}
+
+pub async fn guest_join(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<GuestJoin>,
+) -> ApiResult<Json<Value>> {
+    let name = body.guest_name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ApiError::BadRequest(
+            "guestName: must be 1 to 64 characters".into(),
+        ));
+    }
+    let room = find(&s, &body.room_name).await?;
+    if !s.rooms.allow_guests {
+        return Err(ApiError::Forbidden(
+            "guests are not allowed on this server".into(),
+        ));
+    }
+    if !room.is_public || !room.allow_guests {
+        return Err(ApiError::Forbidden(
+            "this room does not admit guests".into(),
+        ));
+    }
+    let identity = format!("g_{}", Alphanumeric.sample_string(&mut rand::rng(), 12));
+    let answer = admit(&s, &room, &identity, name, Role::Guest).await?;
+    s.metrics
+        .joins
+        .get_or_create(&JoinLabels { kind: "guest" })
+        .inc();
+    Ok(Json(answer))
+}
+
+pub async fn participants(
+    State(s): State<AppState>,
+    who: SignedIn,
+    Path(room): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let room = find(&s, &room).await?;
+    member_role(&room, &who)?;
+    let participants = s.store.participants(&room.name).await?;
+    Ok(Json(
+        json!({ "roomName": room.name, "participants": participants }),
+    ))
+}
+
+pub async fn close(
+    State(s): State<AppState>,
+    who: SignedIn,
+    Path(room): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let room = find(&s, &room).await?;
+    if room.owner_id != who.id() && !who.is_admin() {
+        return Err(ApiError::Forbidden(
+            "only the room's owner or an admin can close it".into(),
+        ));
+    }
+    require_livekit(&s)?;
+    s.livekit.delete_room(&room.name).await?;
+    s.store.clear_room(&room.name).await?;
+    forget_ensured(&s, &room.name);
+    Ok(Json(json!({ "closed": room.name })))
+}
+
+/// Capacity, the LiveKit room, and the signed token: the part every kind of join shares.
+async fn admit(
+    s: &AppState,
+    room: &Room,
+    identity: &str,
+    name: &str,
+    role: Role,
+) -> ApiResult<Value> {
+    let present = s.store.participant_count(&room.name).await?;
+    if present >= room.max_participants {
+        return Err(ApiError::Forbidden(format!(
+            "the room is full ({present} of {})",
+            room.max_participants
+        )));
+    }
+    require_livekit(s)?;
+    ensure_livekit_room(s, room).await?;
+    let token = join_token::mint(
+        &s.credentials,
+        room,
+        identity,
+        name,
+        role,
+        s.rooms.join_token_ttl,
+    )
+    .map_err(|e| ApiError::Internal(format!("signing the join token: {e}")))?;
+    Ok(json!({
+        "token": token,
+        "livekitHost": s.livekit_url,
+        "roomName": room.name,
+        "identity": identity,
+        "name": name,
+        "role": format!("{role:?}").to_lowercase(),
+        "expiresIn": s.rooms.join_token_ttl.as_secs(),
+    }))
+}
+
+/// The LiveKit room is created on demand, at the first join, with the room's participant limit.
+async fn ensure_livekit_room(s: &AppState, room: &Room) -> ApiResult<()> {
+    let fresh = {
+        let ensured = s.ensured_rooms.lock().unwrap_or_else(|e| e.into_inner());
+        ensured
+            .get(&room.name)
+            .is_some_and(|t| t.elapsed() < ENSURED_FOR)
+    };
+    if fresh {
+        return Ok(());
+    }
+    s.livekit
+        .ensure_room(&room.name, room.max_participants as u32)
+        .await?;
+    s.ensured_rooms
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(room.name.clone(), Instant::now());
+    Ok(())
+}
+
+pub fn forget_ensured(s: &AppState, room: &str) {
+    s.ensured_rooms
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(room);
+}
+
+pub async fn find(s: &AppState, name: &str) -> ApiResult<Room> {
+    s.store
+        .room_by_name(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no room named \"{name}\"")))
+}
+
+/// Moderator (owner, listed moderator, admin) or participant; private rooms admit only moderators.
+pub fn member_role(room: &Room, who: &SignedIn) -> ApiResult<Role> {
+    if is_moderator(room, who) {
+        return Ok(Role::Moderator);
+    }
+    if !room.is_public {
+        return Err(ApiError::Forbidden("this room is private".into()));
+    }
+    Ok(Role::Participant)
+}
+
+pub fn is_moderator(room: &Room, who: &SignedIn) -> bool {
+    room.owner_id == who.id() || room.moderators.iter().any(|m| m == who.id()) || who.is_admin()
+}
+
+/// Room names become LiveKit room names (at most 256 bytes) and URL path segments.
+fn validate_name(name: &str) -> ApiResult<()> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if name.is_empty() || name.len() > 128 || !ok_chars || name.starts_with('.') {
+        return Err(ApiError::BadRequest(
+            "name: 1 to 128 characters: letters, digits, '-', '_' and '.' (not first)".into(),
+        ));
+    }
+    Ok(())
+}

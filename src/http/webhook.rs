@@ -1,0 +1,62 @@
+//! `POST /api/livekit/webhook`: LiveKit's events, verified and applied at most once.
+//! 401 for a bad signature (LiveKit never retries a 4xx); 5xx when storing failed (it retries).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{ApiError, ApiResult, AppState};
+use crate::store::Applied;
+use crate::webhook::{self, WebhookError};
+
+pub async fn receive(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge(format!(
+            "webhook body larger than {} bytes",
+            webhook::MAX_BODY
+        )),
+        other => ApiError::BadRequest(other.body_text()),
+    })?;
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = webhook::verify(&s.webhook_verifier, auth, &body) {
+        s.metrics.webhook("unknown", "rejected");
+        tracing::warn!("webhook refused: {e}");
+        return Err(ApiError::Unauthorized(e.to_string()));
+    }
+    let event = webhook::parse(&body).map_err(|e: WebhookError| {
+        s.metrics.webhook("unknown", "malformed");
+        ApiError::BadRequest(e.to_string())
+    })?;
+    match s
+        .store
+        .apply_event(&event.id, &event.name, &event.change)
+        .await
+    {
+        Ok(Applied::Applied) => {
+            s.metrics.webhook(&event.name, "applied");
+            tracing::debug!(event = %event.name, id = %event.id, "webhook applied");
+            Ok(Json(json!({ "status": "applied" })))
+        }
+        Ok(Applied::Duplicate) => {
+            s.metrics.webhook(&event.name, "duplicate");
+            Ok(Json(json!({ "status": "duplicate" })))
+        }
+        Err(e) => {
+            s.metrics.webhook(&event.name, "failed");
+            // 503, not 500: LiveKit retries 5xx, and the event may be stored on a later try.
+            tracing::error!(event = %event.name, id = %event.id, "could not store webhook event: {e}");
+            Err(ApiError::Unavailable(
+                "could not store the event; retry".into(),
+            ))
+        }
+    }
+}

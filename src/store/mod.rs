@@ -1,0 +1,126 @@
+//! bedrud's database: SQLite by default (a file in the data folder, WAL), PostgreSQL when
+//! `database.url` says so. One set of queries serves both, through sqlx's `Any` driver.
+
+mod presence;
+mod rooms;
+mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use presence::{Applied, Egress, LiveParticipant, PresenceChange};
+pub use rooms::{NewRoom, Room, RoomSummary};
+pub use users::{RefreshUse, Role, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name or email is taken.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    kind: Kind,
+}
+
+/// `sqlite://<dataDir>/bedrud.db`, the default database.
+pub fn default_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("bedrud.db").display())
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let kind = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Kind::Postgres
+        } else {
+            Kind::Sqlite
+        };
+        let pool = AnyPoolOptions::new()
+            // SQLite has one writer anyway; PostgreSQL gets a modest pool per bedrud instance.
+            .max_connections(if kind == Kind::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if kind == Kind::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        let store = Store { pool, kind };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self.kind {
+            Kind::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Kind::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Answers when the database does (for `/ready`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Maps a unique-constraint violation to `Conflict(what)`.
+fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Db(e),
+    }
+}
+
+/// Flags are stored as 0/1 integers (see the migrations).
+fn flag(row: &AnyRow, col: &str) -> bool {
+    row.try_get::<i64, _>(col).unwrap_or(0) != 0
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

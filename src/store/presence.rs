@@ -1,0 +1,294 @@
+//! Who is in which LiveKit room right now, as told by webhooks and corrected by reconciliation.
+//! Each webhook event is applied at most once (its id is recorded in the same transaction).
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::{now_ms, Result, Store};
+
+/// A participant connected to a LiveKit room.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveParticipant {
+    pub identity: String,
+    pub sid: String,
+    pub name: String,
+    pub joined_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Egress {
+    pub egress_id: String,
+    pub room_name: String,
+    pub status: String,
+}
+
+/// The state change one webhook event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceChange {
+    RoomStarted {
+        room: String,
+        sid: String,
+    },
+    RoomFinished {
+        room: String,
+    },
+    Joined {
+        room: String,
+        participant: LiveParticipant,
+    },
+    /// `participant_left` or `participant_connection_aborted`; only the session `sid` leaves,
+    /// so a late event never removes the same identity's newer session.
+    Left {
+        room: String,
+        identity: String,
+        sid: String,
+    },
+    Egress(Egress),
+    /// Events bedrud records (for deduplication) but does not act on.
+    Nothing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Applied,
+    Duplicate,
+}
+
+impl Store {
+    /// Applies `change` unless event `id` was applied before; both in one transaction, so a
+    /// failure leaves neither (and LiveKit's retry can succeed later).
+    pub async fn apply_event(
+        &self,
+        id: &str,
+        event: &str,
+        change: &PresenceChange,
+    ) -> Result<Applied> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query("INSERT INTO webhook_events (id, event, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(event)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if fresh == 0 {
+            return Ok(Applied::Duplicate);
+        }
+        apply(&mut tx, change).await?;
+        tx.commit().await?;
+        Ok(Applied::Applied)
+    }
+
+    pub async fn participants(&self, room: &str) -> Result<Vec<LiveParticipant>> {
+        let rows = sqlx::query("SELECT identity, sid, name, joined_at FROM participants WHERE room_name = $1 ORDER BY joined_at, identity")
+            .bind(room)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LiveParticipant {
+                    identity: r.try_get("identity")?,
+                    sid: r.try_get("sid")?,
+                    name: r.try_get("name")?,
+                    joined_at: r.try_get("joined_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn participant_count(&self, room: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM participants WHERE room_name = $1")
+            .bind(room)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Rooms bedrud believes have a running LiveKit meeting, with participant counts.
+    pub async fn active_rooms(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT name, (SELECT COUNT(*) FROM participants p WHERE p.room_name = l.name) AS n \
+             FROM livekit_rooms l ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Names of every room bedrud holds any live state for.
+    pub async fn tracked_room_names(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT name FROM livekit_rooms UNION SELECT room_name AS name FROM participants",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+    }
+
+    /// Forgets a meeting: its LiveKit room and everyone in it (room closed or gone).
+    /// Returns how many rows that removed.
+    pub async fn clear_room(&self, room: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = clear(&mut tx, room).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Makes bedrud's view of `room` equal LiveKit's (`sid` of the LiveKit room, and who is in
+    /// it); returns how many corrections that took.
+    pub async fn sync_room(&self, room: &str, sid: &str, live: &[LiveParticipant]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut corrections = sqlx::query(
+            "INSERT INTO livekit_rooms (name, sid, started_at) SELECT $1, $2, $3 \
+             WHERE EXISTS (SELECT 1 FROM rooms WHERE name = $1) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(room)
+        .bind(sid)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let known: HashMap<String, String> =
+            sqlx::query("SELECT identity, sid FROM participants WHERE room_name = $1")
+                .bind(room)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("identity")?, r.try_get("sid")?)))
+                .collect::<Result<_>>()?;
+        for (identity, sid) in &known {
+            if !live
+                .iter()
+                .any(|p| &p.identity == identity && &p.sid == sid)
+            {
+                corrections += remove(&mut tx, room, identity, sid).await?;
+            }
+        }
+        for p in live {
+            if known.get(&p.identity) != Some(&p.sid) {
+                corrections += insert(&mut tx, room, p).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(corrections)
+    }
+
+    pub async fn egress_for_room(&self, room: &str) -> Result<Vec<Egress>> {
+        let rows = sqlx::query("SELECT egress_id, room_name, status FROM egress WHERE room_name = $1 ORDER BY updated_at")
+            .bind(room)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Egress {
+                    egress_id: r.try_get("egress_id")?,
+                    room_name: r.try_get("room_name")?,
+                    status: r.try_get("status")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many webhook events were applied (each id once).
+    pub async fn webhook_event_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+async fn apply(tx: &mut Tx<'_>, change: &PresenceChange) -> Result<()> {
+    match change {
+        PresenceChange::RoomStarted { room, sid } => {
+            // Only rooms bedrud created are tracked; others are none of its business.
+            sqlx::query(
+                "INSERT INTO livekit_rooms (name, sid, started_at) SELECT $1, $2, $3 \
+                 WHERE EXISTS (SELECT 1 FROM rooms WHERE name = $1) \
+                 ON CONFLICT (name) DO UPDATE SET sid = excluded.sid, started_at = excluded.started_at",
+            )
+            .bind(room)
+            .bind(sid)
+            .bind(now_ms())
+            .execute(&mut **tx)
+            .await?;
+        }
+        PresenceChange::RoomFinished { room } => {
+            clear(tx, room).await?;
+        }
+        PresenceChange::Joined { room, participant } => {
+            insert(tx, room, participant).await?;
+        }
+        PresenceChange::Left {
+            room,
+            identity,
+            sid,
+        } => {
+            remove(tx, room, identity, sid).await?;
+        }
+        PresenceChange::Egress(e) => {
+            sqlx::query(
+                "INSERT INTO egress (egress_id, room_name, status, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (egress_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+            )
+            .bind(&e.egress_id)
+            .bind(&e.room_name)
+            .bind(&e.status)
+            .bind(now_ms())
+            .execute(&mut **tx)
+            .await?;
+        }
+        PresenceChange::Nothing => {}
+    }
+    Ok(())
+}
+
+async fn insert(tx: &mut Tx<'_>, room: &str, p: &LiveParticipant) -> Result<u64> {
+    let n = sqlx::query(
+        "INSERT INTO participants (room_name, identity, sid, name, joined_at) SELECT $1, $2, $3, $4, $5 \
+         WHERE EXISTS (SELECT 1 FROM rooms WHERE name = $1) \
+         ON CONFLICT (room_name, identity) DO UPDATE SET sid = excluded.sid, name = excluded.name, joined_at = excluded.joined_at",
+    )
+    .bind(room)
+    .bind(&p.identity)
+    .bind(&p.sid)
+    .bind(&p.name)
+    .bind(p.joined_at)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n)
+}
+
+async fn remove(tx: &mut Tx<'_>, room: &str, identity: &str, sid: &str) -> Result<u64> {
+    let n =
+        sqlx::query("DELETE FROM participants WHERE room_name = $1 AND identity = $2 AND sid = $3")
+            .bind(room)
+            .bind(identity)
+            .bind(sid)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    Ok(n)
+}
+
+async fn clear(tx: &mut Tx<'_>, room: &str) -> Result<u64> {
+    let a = sqlx::query("DELETE FROM participants WHERE room_name = $1")
+        .bind(room)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    let b = sqlx::query("DELETE FROM livekit_rooms WHERE name = $1")
+        .bind(room)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(a + b)
+}

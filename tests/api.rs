@@ -1,0 +1,517 @@
+//! The HTTP API against a real bedrud with its real embedded LiveKit: accounts, rooms, join
+//! tokens and their grants, guests, webhook security. Participants with media are in
+//! tests/meeting.rs.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+struct Api {
+    b: Bedrud,
+    _sb: Sandbox,
+}
+
+impl Api {
+    fn start(extra: &str) -> Api {
+        let sb = Sandbox::new();
+        sb.write_config(&(sb.embedded_config(LIVEKIT, "") + extra));
+        let mut b = sb.start(&[]);
+        b.wait_ready();
+        Api { b, _sb: sb }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        call(method, &self.b.url(path), token, body.as_ref())
+    }
+
+    /// Registers `email` and returns (access token, refresh token, user id).
+    fn register(&self, email: &str) -> (String, String, String) {
+        let (st, body) = self.call("POST", "/api/auth/register", None, Some(json!({"email": email, "password": "correct horse battery", "name": email.split('@').next().unwrap()})));
+        assert_eq!(st, 201, "{body}");
+        (
+            body["accessToken"].as_str().unwrap().into(),
+            body["refreshToken"].as_str().unwrap().into(),
+            body["user"]["id"].as_str().unwrap().into(),
+        )
+    }
+
+    fn create_room(&self, token: &str, body: Value) -> (u16, Value) {
+        self.call("POST", "/api/room/create", Some(token), Some(body))
+    }
+
+    fn webhook(&self, body: &[u8], auth: Option<String>) -> (u16, Value) {
+        call_with(
+            "POST",
+            &self.b.url("/api/livekit/webhook"),
+            &[("Authorization", auth)],
+            Some(body.to_vec()),
+        )
+    }
+}
+
+/// Signs a webhook body the way LiveKit does: a JWT with the body's SHA-256, no "Bearer ".
+fn sign(body: &[u8], secret: &str) -> String {
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
+    livekit_api::access_token::AccessToken::with_api_key("APItest", secret)
+        .with_sha256(&hash)
+        .to_jwt()
+        .unwrap()
+}
+
+fn joined_event(id: &str, room: &str, identity: &str) -> Vec<u8> {
+    json!({
+        "event": "participant_joined", "id": id, "createdAt": "1700000002",
+        "room": {"sid": "RM_x", "name": room},
+        "participant": {"sid": format!("PA_{identity}"), "identity": identity, "name": identity, "state": "ACTIVE", "joinedAt": "1700000001"}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn accounts_register_login_refresh_rotation_reuse_and_logout() {
+    let api = Api::start("");
+    let (access, refresh, id) = api.register("ada@example.test");
+    let (st, me) = api.call("GET", "/api/auth/me", Some(&access), None);
+    assert_eq!((st, me["user"]["id"].as_str()), (200, Some(id.as_str())));
+    assert!(me["user"].get("passwordHash").is_none() && !me.to_string().contains("argon2"));
+
+    // Duplicate email, bad input, wrong password: JSON errors with the right codes.
+    let (st, body) = api.call(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"email": "ADA@example.test", "password": "another password", "name": "x"})),
+    );
+    assert_eq!(st, 409, "{body}");
+    let (st, body) = api.call(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"email": "nope", "password": "short", "name": ""})),
+    );
+    assert_eq!(st, 400);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("email:"),
+        "{body}"
+    );
+    let (st, body) = api.call(
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"email": 5})),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body["error"].is_string());
+    let (st, _) = api.call(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": "ada@example.test", "password": "wrong password"})),
+    );
+    assert_eq!(st, 401);
+    let (st, login) = api.call(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": "Ada@Example.test", "password": "correct horse battery"})),
+    );
+    assert_eq!(st, 200, "{login}");
+
+    // A refresh token is not an access token.
+    let (st, _) = api.call("GET", "/api/auth/me", Some(&refresh), None);
+    assert_eq!(st, 401);
+    // Rotation: the old refresh token is spent; presenting it again revokes the new one too.
+    let (st, rotated) = api.call(
+        "POST",
+        "/api/auth/refresh",
+        None,
+        Some(json!({"refreshToken": refresh})),
+    );
+    assert_eq!(st, 200, "{rotated}");
+    let newer = rotated["refreshToken"].as_str().unwrap().to_string();
+    assert_ne!(newer, refresh);
+    let (st, body) = api.call(
+        "POST",
+        "/api/auth/refresh",
+        None,
+        Some(json!({"refreshToken": refresh})),
+    );
+    assert_eq!(st, 401);
+    assert!(
+        body["error"].as_str().unwrap().contains("already used"),
+        "{body}"
+    );
+    let (st, _) = api.call(
+        "POST",
+        "/api/auth/refresh",
+        None,
+        Some(json!({"refreshToken": newer})),
+    );
+    assert_eq!(st, 401, "reuse detection revoked the whole family");
+    // The separate login session is unaffected, and logout ends it.
+    let other = login["refreshToken"].as_str().unwrap();
+    let (st, _) = api.call(
+        "POST",
+        "/api/auth/logout",
+        None,
+        Some(json!({"refreshToken": other})),
+    );
+    assert_eq!(st, 204);
+    let (st, _) = api.call(
+        "POST",
+        "/api/auth/refresh",
+        None,
+        Some(json!({"refreshToken": other})),
+    );
+    assert_eq!(st, 401);
+}
+
+#[test]
+fn sign_in_attempts_are_rate_limited() {
+    let api = Api::start("auth:\n  loginAttemptsPerMinute: 3\n");
+    api.register("bob@example.test");
+    let attempt = || {
+        api.call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "bob@example.test", "password": "wrong password"})),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt().0, 401);
+    }
+    let (st, body) = attempt();
+    assert_eq!(st, 429, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("too many sign-in attempts"));
+    // Even the right password is refused while limited.
+    let (st, _) = api.call(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": "bob@example.test", "password": "correct horse battery"})),
+    );
+    assert_eq!(st, 429);
+}
+
+#[test]
+fn rooms_create_list_taken_names_and_token_grants() {
+    let api = Api::start("");
+    let (alice, _, alice_id) = api.register("alice@example.test");
+    let (bob, _, bob_id) = api.register("bob@example.test");
+    let (st, body) = api.create_room(&alice, json!({"name": "no-video", "maxParticipants": 5, "settings": {"allowVideo": false, "allowScreenShare": false, "moderators": ["bob@example.test"]}}));
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(body["room"]["ownerId"], alice_id.as_str());
+    assert_eq!(body["room"]["moderators"][0], bob_id.as_str());
+
+    let (st, body) = api.create_room(&bob, json!({"name": "no-video"}));
+    assert_eq!(st, 409);
+    assert!(
+        body["error"].as_str().unwrap().contains("already taken"),
+        "{body}"
+    );
+    let (st, _) = api.create_room(&bob, json!({"name": "bad name!"}));
+    assert_eq!(st, 400);
+    let (st, _) = api.create_room(
+        &bob,
+        json!({"name": "x", "settings": {"moderators": ["ghost@example.test"]}}),
+    );
+    assert_eq!(st, 400);
+    let (st, _) = api.call(
+        "POST",
+        "/api/room/create",
+        None,
+        Some(json!({"name": "anon"})),
+    );
+    assert_eq!(st, 401);
+
+    let (st, list) = api.call("GET", "/api/room/list", Some(&bob), None);
+    assert_eq!(st, 200);
+    assert_eq!(list["rooms"][0]["name"], "no-video");
+    assert_eq!(list["rooms"][0]["participants"], 0);
+
+    // Alice (owner) joins: a LiveKit token for her stable identity, with the room's limits.
+    let (st, join) = api.call(
+        "POST",
+        "/api/room/join",
+        Some(&alice),
+        Some(json!({"roomName": "no-video"})),
+    );
+    assert_eq!(st, 200, "{join}");
+    assert!(join["livekitHost"].as_str().unwrap().starts_with("ws://"));
+    let claims = jwt_claims(join["token"].as_str().unwrap());
+    assert_eq!(claims["sub"], format!("u_{alice_id}"));
+    assert_eq!(claims["iss"], "APItest");
+    assert_eq!(claims["video"]["room"], "no-video");
+    assert_eq!(claims["video"]["roomJoin"], true);
+    assert_eq!(claims["video"]["roomAdmin"], true, "the owner moderates");
+    assert_eq!(claims["video"]["canPublishSources"], json!(["microphone"]));
+    assert_eq!(claims["video"]["canUpdateOwnMetadata"], false);
+    assert!(
+        claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap() <= 600,
+        "short-lived"
+    );
+    // The same identity every time: stable per user.
+    let (_, again) = api.call(
+        "POST",
+        "/api/room/join",
+        Some(&alice),
+        Some(json!({"roomName": "no-video"})),
+    );
+    assert_eq!(
+        jwt_claims(again["token"].as_str().unwrap())["sub"],
+        claims["sub"]
+    );
+
+    // A plain participant gets no admin grant.
+    let (carol, _, _) = api.register("carol@example.test");
+    let (_, join) = api.call(
+        "POST",
+        "/api/room/join",
+        Some(&carol),
+        Some(json!({"roomName": "no-video"})),
+    );
+    let claims = jwt_claims(join["token"].as_str().unwrap());
+    assert!(claims["video"].get("roomAdmin").is_none() || claims["video"]["roomAdmin"] == false);
+    let (st, _) = api.call(
+        "POST",
+        "/api/room/join",
+        Some(&carol),
+        Some(json!({"roomName": "missing"})),
+    );
+    assert_eq!(st, 404);
+}
+
+#[test]
+fn private_rooms_and_guest_rules() {
+    let api = Api::start("");
+    let (owner, _, _) = api.register("owner@example.test");
+    let (other, _, _) = api.register("other@example.test");
+    api.create_room(
+        &owner,
+        json!({"name": "private", "isPublic": false, "settings": {"allowGuests": true}}),
+    );
+    api.create_room(
+        &owner,
+        json!({"name": "open", "settings": {"allowGuests": true}}),
+    );
+    api.create_room(&owner, json!({"name": "members-only"}));
+
+    let (st, body) = api.call(
+        "POST",
+        "/api/room/join",
+        Some(&other),
+        Some(json!({"roomName": "private"})),
+    );
+    assert_eq!(st, 403);
+    assert!(body["error"].as_str().unwrap().contains("private"));
+    let (st, _) = api.call("GET", "/api/room/private/participants", Some(&other), None);
+    assert_eq!(st, 403);
+    assert_eq!(
+        api.call(
+            "POST",
+            "/api/room/join",
+            Some(&owner),
+            Some(json!({"roomName": "private"}))
+        )
+        .0,
+        200
+    );
+
+    let guest = |room: &str| {
+        api.call(
+            "POST",
+            "/api/room/guest-join",
+            None,
+            Some(json!({"roomName": room, "guestName": "Visitor"})),
+        )
+    };
+    let (st, body) = guest("open");
+    assert_eq!(st, 200, "{body}");
+    let claims = jwt_claims(body["token"].as_str().unwrap());
+    assert!(claims["sub"].as_str().unwrap().starts_with("g_"));
+    assert_eq!(claims["name"], "Visitor");
+    assert_eq!(claims["metadata"], r#"{"role":"guest"}"#);
+    assert_eq!(guest("private").0, 403, "private rooms admit no guests");
+    assert_eq!(
+        guest("members-only").0,
+        403,
+        "guests not allowed by the room"
+    );
+    assert_eq!(guest("missing").0, 404);
+    let (st, _) = api.call(
+        "POST",
+        "/api/room/guest-join",
+        None,
+        Some(json!({"roomName": "open", "guestName": ""})),
+    );
+    assert_eq!(st, 400);
+
+    let closed = Api::start("rooms:\n  allowGuests: false\n");
+    let (o, _, _) = closed.register("o@example.test");
+    closed.create_room(
+        &o,
+        json!({"name": "open", "settings": {"allowGuests": true}}),
+    );
+    let (st, _) = closed.call(
+        "POST",
+        "/api/room/guest-join",
+        None,
+        Some(json!({"roomName": "open", "guestName": "V"})),
+    );
+    assert_eq!(st, 403, "the server-wide switch wins");
+}
+
+#[test]
+fn webhooks_forged_tampered_replayed_oversized_and_unknown() {
+    let api = Api::start("");
+    let (owner, _, _) = api.register("owner@example.test");
+    api.create_room(&owner, json!({"name": "standup"}));
+    let participants = || {
+        api.call("GET", "/api/room/standup/participants", Some(&owner), None)
+            .1["participants"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+
+    let body = joined_event("EV_forged", "standup", "u_mallory");
+    let (st, _) = api.webhook(
+        &body,
+        Some(sign(&body, "forged-secret-forged-secret-forged-secret")),
+    );
+    assert_eq!(st, 401);
+    let (st, _) = api.webhook(&body, None);
+    assert_eq!(st, 401);
+    let good = joined_event("EV_1", "standup", "u_dave");
+    let tampered = joined_event("EV_1", "standup", "u_mallory");
+    let (st, _) = api.webhook(&tampered, Some(sign(&good, SECRET)));
+    assert_eq!(st, 401, "the body must match the signed hash");
+    assert_eq!(participants(), 0, "refused webhooks changed nothing");
+
+    let (st, r) = api.webhook(&good, Some(sign(&good, SECRET)));
+    assert_eq!((st, r["status"].as_str()), (200, Some("applied")));
+    let (st, r) = api.webhook(&good, Some(sign(&good, SECRET)));
+    assert_eq!((st, r["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(participants(), 1, "a replayed event is applied once");
+
+    let unknown = joined_event("EV_2", "not-a-bedrud-room", "u_x");
+    assert_eq!(api.webhook(&unknown, Some(sign(&unknown, SECRET))).0, 200);
+    let stranger_left = json!({"event": "participant_left", "id": "EV_3", "room": {"name": "standup"}, "participant": {"sid": "PA_nobody", "identity": "u_nobody"}}).to_string().into_bytes();
+    assert_eq!(
+        api.webhook(&stranger_left, Some(sign(&stranger_left, SECRET)))
+            .0,
+        200
+    );
+    assert_eq!(
+        participants(),
+        1,
+        "events for unknown rooms or participants do no harm"
+    );
+
+    let huge = vec![b' '; 2 * 1024 * 1024];
+    let (st, body) = api.webhook(&huge, Some(sign(&huge, SECRET)));
+    assert_eq!(st, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("larger than"));
+
+    let (st, metrics) = api.call("GET", "/metrics", None, None);
+    assert_eq!(st, 200);
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains(
+            r#"bedrud_webhook_events_total{event="participant_joined",outcome="duplicate"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"bedrud_webhook_events_total{event="unknown",outcome="rejected"} 3"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn admin_status_and_cli_created_admin() {
+    let sb = Sandbox::new();
+    let cfg = sb.write_config(&sb.embedded_config(LIVEKIT, ""));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bedrud"));
+    cmd.args([
+        "user",
+        "create-admin",
+        "--email",
+        "root@example.test",
+        "--config",
+        cfg.to_str().unwrap(),
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"admin password 123\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut b = sb.start(&[]);
+    b.wait_ready();
+    let (st, login) = call(
+        "POST",
+        &b.url("/api/auth/login"),
+        None,
+        Some(&json!({"email": "root@example.test", "password": "admin password 123"})),
+    );
+    assert_eq!(st, 200, "{login}");
+    assert_eq!(login["user"]["role"], "admin");
+    let admin = login["accessToken"].as_str().unwrap();
+    let (st, status) = call("GET", &b.url("/api/admin/livekit"), Some(admin), None);
+    assert_eq!(st, 200, "{status}");
+    assert_eq!(status["mode"], "embedded");
+    assert_eq!(status["connected"], true);
+    assert_eq!(status["version"], LIVEKIT);
+    assert_eq!(status["nodeIp"], "127.0.0.1");
+    assert_eq!(status["restarts"], 0);
+
+    let (st, reg) = call(
+        "POST",
+        &b.url("/api/auth/register"),
+        None,
+        Some(&json!({"email": "u@example.test", "password": "user password", "name": "U"})),
+    );
+    assert_eq!(st, 201);
+    let (st, _) = call(
+        "GET",
+        &b.url("/api/admin/livekit"),
+        reg["accessToken"].as_str(),
+        None,
+    );
+    assert_eq!(st, 403, "admins only");
+}
+
+#[test]
+fn unknown_endpoints_and_methods_answer_json() {
+    let api = Api::start("");
+    let (st, body) = api.call("GET", "/api/nothing", None, None);
+    assert_eq!(st, 404);
+    assert_eq!(body["error"], "no such endpoint");
+}

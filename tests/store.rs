@@ -1,0 +1,331 @@
+//! The store, the same tests on SQLite and on a real PostgreSQL (scripts/postgres.sh starts one;
+//! scripts/test.sh passes its URL in `$BEDRUD_TEST_POSTGRES`). Each test gets a fresh database.
+
+use bedrud::store::{
+    Applied, LiveParticipant, NewRoom, PresenceChange, RefreshUse, Role, Store, StoreError,
+};
+
+/// A fresh, empty database of each kind, migrated.
+async fn stores() -> Vec<(Store, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::connect(&bedrud::store::default_url(dir.path()))
+        .await
+        .unwrap();
+    vec![(sqlite, Some(dir)), (fresh_postgres().await, None)]
+}
+
+async fn fresh_postgres() -> Store {
+    let base = std::env::var("BEDRUD_TEST_POSTGRES").unwrap_or_default();
+    assert!(
+        !base.is_empty(),
+        "$BEDRUD_TEST_POSTGRES is not set: start the test PostgreSQL with `scripts/postgres.sh start` \
+         and export BEDRUD_TEST_POSTGRES=\"$(scripts/postgres.sh url)\" (scripts/test.sh does both)"
+    );
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::AnyConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {base}: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    Store::connect(&url).await.unwrap()
+}
+
+fn room(name: &str, owner: &str) -> NewRoom {
+    NewRoom {
+        name: name.into(),
+        owner_id: owner.into(),
+        is_public: true,
+        max_participants: 10,
+        allow_video: false,
+        allow_audio: true,
+        allow_screen_share: true,
+        allow_guests: false,
+        moderators: vec![],
+    }
+}
+
+fn participant(identity: &str, sid: &str) -> LiveParticipant {
+    LiveParticipant {
+        identity: identity.into(),
+        sid: sid.into(),
+        name: identity.to_uppercase(),
+        joined_at: 1_700_000_000_000,
+    }
+}
+
+#[tokio::test]
+async fn users_are_unique_by_email_case_insensitively() {
+    for (s, _dir) in stores().await {
+        let u = s
+            .create_user("Ada@Example.test", "Ada", "hash", Role::User)
+            .await
+            .unwrap();
+        assert_eq!(u.email, "ada@example.test");
+        let again = s
+            .create_user("ada@example.TEST", "Other", "hash", Role::User)
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::Conflict("email"))),
+            "{:?} {again:?}",
+            s.kind()
+        );
+        let found = s.user_by_email("ADA@example.test").await.unwrap().unwrap();
+        assert_eq!(found.id, u.id);
+        s.set_role(&u.id, Role::Admin).await.unwrap();
+        assert_eq!(
+            s.user_by_id(&u.id).await.unwrap().unwrap().role,
+            Role::Admin
+        );
+    }
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family() {
+    for (s, _dir) in stores().await {
+        let u = s
+            .create_user("a@x.test", "A", "h", Role::User)
+            .await
+            .unwrap();
+        let later = bedrud::store::now_ms() + 60_000;
+        s.insert_refresh_token("h1", &u.id, "fam", later)
+            .await
+            .unwrap();
+        s.insert_refresh_token("h-other", &u.id, "fam2", later)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.use_refresh_token("h1").await.unwrap(),
+            RefreshUse::Rotated {
+                user_id: u.id.clone(),
+                family: "fam".into()
+            }
+        );
+        s.insert_refresh_token("h2", &u.id, "fam", later)
+            .await
+            .unwrap();
+        // h1 presented again: a replay. The family (h2 too) is revoked; other sign-ins are not.
+        assert_eq!(s.use_refresh_token("h1").await.unwrap(), RefreshUse::Reused);
+        assert_eq!(
+            s.use_refresh_token("h2").await.unwrap(),
+            RefreshUse::Invalid
+        );
+        assert!(matches!(
+            s.use_refresh_token("h-other").await.unwrap(),
+            RefreshUse::Rotated { .. }
+        ));
+        assert_eq!(
+            s.use_refresh_token("unknown").await.unwrap(),
+            RefreshUse::Invalid
+        );
+        s.insert_refresh_token("old", &u.id, "fam3", bedrud::store::now_ms() - 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.use_refresh_token("old").await.unwrap(),
+            RefreshUse::Invalid,
+            "expired"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rooms_names_are_unique_and_settings_round_trip() {
+    for (s, _dir) in stores().await {
+        let owner = s
+            .create_user("o@x.test", "O", "h", Role::User)
+            .await
+            .unwrap();
+        let m = s
+            .create_user("m@x.test", "M", "h", Role::User)
+            .await
+            .unwrap();
+        let mut new = room("standup", &owner.id);
+        new.moderators = vec![m.id.clone()];
+        new.is_public = false;
+        let created = s.create_room(&new).await.unwrap();
+        let loaded = s.room_by_name("standup").await.unwrap().unwrap();
+        assert_eq!(created, loaded);
+        assert!(!loaded.is_public && !loaded.allow_video && loaded.allow_audio);
+        assert_eq!(loaded.moderators, vec![m.id.clone()]);
+        let taken = s.create_room(&room("standup", &m.id)).await;
+        assert!(matches!(taken, Err(StoreError::Conflict("room name"))));
+        assert_eq!(
+            s.room_by_name("standup").await.unwrap().unwrap().owner_id,
+            owner.id,
+            "untouched"
+        );
+
+        let other = s
+            .create_user("z@x.test", "Z", "h", Role::User)
+            .await
+            .unwrap();
+        s.create_room(&room("public-one", &owner.id)).await.unwrap();
+        let visible: Vec<String> = s
+            .list_rooms(&other.id, false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.room.name)
+            .collect();
+        assert_eq!(
+            visible,
+            vec!["public-one"],
+            "a private room is hidden from others"
+        );
+        let for_mod = s.list_rooms(&m.id, false).await.unwrap().len();
+        assert_eq!(for_mod, 2);
+        assert_eq!(
+            s.list_rooms(&other.id, true).await.unwrap().len(),
+            2,
+            "admins see all"
+        );
+
+        s.ban(&loaded.id, "u_bad").await.unwrap();
+        s.ban(&loaded.id, "u_bad").await.unwrap();
+        assert!(s.is_banned(&loaded.id, "u_bad").await.unwrap());
+        assert!(s.unban(&loaded.id, "u_bad").await.unwrap());
+        assert!(!s.is_banned(&loaded.id, "u_bad").await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn webhook_events_apply_once_and_only_to_known_rooms() {
+    for (s, _dir) in stores().await {
+        let owner = s
+            .create_user("o@x.test", "O", "h", Role::User)
+            .await
+            .unwrap();
+        s.create_room(&room("standup", &owner.id)).await.unwrap();
+        let joined = PresenceChange::Joined {
+            room: "standup".into(),
+            participant: participant("u_a", "PA_1"),
+        };
+        assert_eq!(
+            s.apply_event("EV_1", "participant_joined", &joined)
+                .await
+                .unwrap(),
+            Applied::Applied
+        );
+        assert_eq!(
+            s.apply_event("EV_1", "participant_joined", &joined)
+                .await
+                .unwrap(),
+            Applied::Duplicate
+        );
+        assert_eq!(
+            s.participants("standup").await.unwrap(),
+            vec![participant("u_a", "PA_1")]
+        );
+
+        // The same identity reconnects (new sid); the old session's late "left" must not remove it.
+        let rejoined = PresenceChange::Joined {
+            room: "standup".into(),
+            participant: participant("u_a", "PA_2"),
+        };
+        s.apply_event("EV_2", "participant_joined", &rejoined)
+            .await
+            .unwrap();
+        let late_left = PresenceChange::Left {
+            room: "standup".into(),
+            identity: "u_a".into(),
+            sid: "PA_1".into(),
+        };
+        s.apply_event("EV_3", "participant_left", &late_left)
+            .await
+            .unwrap();
+        assert_eq!(s.participant_count("standup").await.unwrap(), 1);
+
+        // Unknown room: recorded as seen, no state.
+        let stranger = PresenceChange::Joined {
+            room: "not-ours".into(),
+            participant: participant("x", "PA_9"),
+        };
+        assert_eq!(
+            s.apply_event("EV_4", "participant_joined", &stranger)
+                .await
+                .unwrap(),
+            Applied::Applied
+        );
+        assert!(s.participants("not-ours").await.unwrap().is_empty());
+
+        s.apply_event(
+            "EV_5",
+            "room_started",
+            &PresenceChange::RoomStarted {
+                room: "standup".into(),
+                sid: "RM_1".into(),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.active_rooms().await.unwrap(),
+            vec![("standup".to_string(), 1)]
+        );
+        s.apply_event(
+            "EV_6",
+            "room_finished",
+            &PresenceChange::RoomFinished {
+                room: "standup".into(),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(s.active_rooms().await.unwrap().is_empty());
+        assert_eq!(s.participant_count("standup").await.unwrap(), 0);
+        assert_eq!(s.webhook_event_count().await.unwrap(), 6);
+    }
+}
+
+#[tokio::test]
+async fn sync_room_fixes_drift_both_ways_and_counts_it() {
+    for (s, _dir) in stores().await {
+        let owner = s
+            .create_user("o@x.test", "O", "h", Role::User)
+            .await
+            .unwrap();
+        s.create_room(&room("standup", &owner.id)).await.unwrap();
+        for (i, who) in ["u_gone", "u_stays"].iter().enumerate() {
+            let change = PresenceChange::Joined {
+                room: "standup".into(),
+                participant: participant(who, &format!("PA_{who}")),
+            };
+            s.apply_event(&format!("EV_{i}"), "participant_joined", &change)
+                .await
+                .unwrap();
+        }
+        let live = vec![
+            participant("u_stays", "PA_u_stays"),
+            participant("u_new", "PA_u_new"),
+        ];
+        let corrections = s.sync_room("standup", "RM_1", &live).await.unwrap();
+        assert_eq!(
+            corrections,
+            3,
+            "room row added, u_gone removed, u_new added ({:?})",
+            s.kind()
+        );
+        let names: Vec<String> = s
+            .participants("standup")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.identity)
+            .collect();
+        assert_eq!(names.len(), 2);
+        assert!(names.contains(&"u_stays".to_string()) && names.contains(&"u_new".to_string()));
+        assert_eq!(
+            s.sync_room("standup", "RM_1", &live).await.unwrap(),
+            0,
+            "nothing left to fix"
+        );
+        assert_eq!(s.tracked_room_names().await.unwrap(), vec!["standup"]);
+        assert_eq!(s.clear_room("standup").await.unwrap(), 3);
+        assert!(s.tracked_room_names().await.unwrap().is_empty());
+    }
+}
