@@ -3,11 +3,15 @@
 #   system packages (as root, via apt-get): systemd (systemd-analyze)
 #   livekit-server at the pinned versions, built from its Go module (scripts/install-livekit.sh)
 #   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
+#   the Python livekit SDK in .tools/venv for real test participants (scripts/install-python.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need_packages=()
 command -v systemd-analyze >/dev/null || need_packages+=(systemd)
+command -v unshare >/dev/null || need_packages+=(util-linux)
+command -v ip >/dev/null || need_packages+=(iproute2)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_packages+=(python3-venv)
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -23,3 +27,4 @@ fi
 
 scripts/install-livekit.sh
 scripts/postgres.sh start >/dev/null
+scripts/install-python.sh

@@ -195,6 +195,7 @@ impl Application {
             login_limiter: RateLimiter::new(c.auth.login_attempts_per_minute),
             address_limiter: RateLimiter::new(c.auth.login_attempts_per_minute.saturating_mul(3)),
             ensured_rooms: Mutex::new(HashMap::new()),
+            room_cache: Default::default(),
         }))
     }
 

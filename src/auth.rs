@@ -31,6 +31,8 @@ pub enum AuthError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub sub: String,
+    /// Display name, so a join needs no account lookup.
+    pub name: String,
     pub role: String,
     pub typ: String,
     pub iss: String,
@@ -73,6 +75,7 @@ impl Auth {
         let now = now_ms() as u64 / 1000;
         let claims = AccessClaims {
             sub: user.id.clone(),
+            name: user.name.clone(),
             role: user.role.as_str().into(),
             typ: ACCESS.into(),
             iss: ISSUER.into(),

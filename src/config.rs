@@ -218,6 +218,9 @@ impl RawConfig {
         if self.livekit.node_ip.is_empty() {
             self.livekit.node_ip = "127.0.0.1".into();
         }
+        if self.livekit.rtc_interfaces.is_empty() {
+            self.livekit.rtc_interfaces = vec!["lo".into()];
+        }
     }
 }
 
@@ -269,6 +272,7 @@ struct RawLiveKit {
     rtc_tcp_port: i64,
     rtc_port_range_start: i64,
     rtc_port_range_end: i64,
+    rtc_interfaces: Vec<String>,
     turn_enabled: bool,
     turn_udp_port: i64,
     turn_tls_port: i64,
@@ -298,6 +302,7 @@ impl Default for RawLiveKit {
             rtc_tcp_port: 7881,
             rtc_port_range_start: 50000,
             rtc_port_range_end: 60000,
+            rtc_interfaces: Vec::new(),
             turn_enabled: true,
             turn_udp_port: 3478,
             turn_tls_port: 5349,
@@ -498,6 +503,8 @@ pub struct Embedded {
     pub binary_path: Option<PathBuf>,
     pub rtc_tcp_port: u16,
     pub rtc_port_range: (u16, u16),
+    /// Interfaces LiveKit gathers ICE candidates on (`rtc.interfaces.includes`); empty = all.
+    pub rtc_interfaces: Vec<String>,
     pub turn: Turn,
     pub webhook_url: Option<String>,
     pub log_level: String,
@@ -904,6 +911,12 @@ fn validate_embedded(raw: &RawLiveKit, env: &Env, c: &mut Checker) -> Embedded {
             .then(|| PathBuf::from(raw.binary_path.trim())),
         rtc_tcp_port: c.port("livekit.rtcTcpPort", raw.rtc_tcp_port, false),
         rtc_port_range: (range_start, range_end),
+        rtc_interfaces: raw
+            .rtc_interfaces
+            .iter()
+            .map(|i| i.trim().to_string())
+            .filter(|i| !i.is_empty())
+            .collect(),
         turn,
         webhook_url: c.url("livekit.webhookUrl", &raw.webhook_url, &["http", "https"]),
         log_level: c.level(

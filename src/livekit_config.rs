@@ -42,6 +42,13 @@ pub struct Rtc {
     pub use_external_ip: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enable_loopback_candidate: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<Interfaces>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Interfaces {
+    pub includes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -109,6 +116,9 @@ pub fn generate(i: &Inputs) -> Generated {
         enable_loopback_candidate: (loopback
             && supports(i.version, "rtc.enable_loopback_candidate"))
         .then_some(true),
+        interfaces: (!e.rtc_interfaces.is_empty()).then(|| Interfaces {
+            includes: e.rtc_interfaces.clone(),
+        }),
     };
     Generated {
         yaml: LiveKitYaml {

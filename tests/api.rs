@@ -515,3 +515,45 @@ fn unknown_endpoints_and_methods_answer_json() {
     assert_eq!(st, 404);
     assert_eq!(body["error"], "no such endpoint");
 }
+
+#[test]
+fn a_webhook_that_cannot_be_stored_gets_a_5xx_and_its_retry_succeeds() {
+    use sqlx::Connection;
+    let api = Api::start("");
+    let (owner, _, _) = api.register("owner@example.test");
+    api.create_room(&owner, json!({"name": "standup"}));
+
+    // Break the store underneath bedrud: the event table disappears for a while.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    sqlx::any::install_default_drivers();
+    let db = format!(
+        "sqlite://{}",
+        api._sb.path().join("data/bedrud.db").display()
+    );
+    let mut conn = rt.block_on(sqlx::AnyConnection::connect(&db)).unwrap();
+    let rename = |conn: &mut sqlx::AnyConnection, sql: &str| {
+        rt.block_on(sqlx::query(sql).execute(conn)).unwrap();
+    };
+    rename(
+        &mut conn,
+        "ALTER TABLE webhook_events RENAME TO webhook_events_away",
+    );
+
+    let body = joined_event("EV_retry", "standup", "u_erin");
+    let jwt = sign(&body, SECRET);
+    let (st, r) = api.webhook(&body, Some(jwt.clone()));
+    assert_eq!(st, 503, "LiveKit retries 5xx: {r}");
+
+    rename(
+        &mut conn,
+        "ALTER TABLE webhook_events_away RENAME TO webhook_events",
+    );
+    let (st, r) = api.webhook(&body, Some(jwt));
+    assert_eq!(
+        (st, r["status"].as_str()),
+        (200, Some("applied")),
+        "the retry is applied: {r}"
+    );
+    let (_, list) = api.call("GET", "/api/room/standup/participants", Some(&owner), None);
+    assert_eq!(list["participants"][0]["identity"], "u_erin");
+}

@@ -11,7 +11,7 @@ mod webhook;
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
@@ -53,6 +53,8 @@ pub struct Shared {
     pub address_limiter: RateLimiter,
     /// LiveKit rooms created recently, so that joins do not call CreateRoom every time.
     pub ensured_rooms: Mutex<HashMap<String, Instant>>,
+    /// Rooms already read from the store (they never change once created).
+    pub room_cache: RwLock<HashMap<String, crate::store::Room>>,
 }
 
 impl AppState {

@@ -272,11 +272,27 @@ pub fn forget_ensured(s: &AppState, room: &str) {
         .remove(room);
 }
 
+/// The room named `name`. Rooms never change after creation (settings are fixed, there is no
+/// delete), so each instance keeps the ones it has read: a join then costs one small query.
 pub async fn find(s: &AppState, name: &str) -> ApiResult<Room> {
-    s.store
+    if let Some(room) = s
+        .room_cache
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+    {
+        return Ok(room.clone());
+    }
+    let room = s
+        .store
         .room_by_name(name)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no room named \"{name}\"")))
+        .ok_or_else(|| ApiError::NotFound(format!("no room named \"{name}\"")))?;
+    s.room_cache
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_string(), room.clone());
+    Ok(room)
 }
 
 /// Moderator (owner, listed moderator, admin) or participant; private rooms admit only moderators.

@@ -121,6 +121,31 @@ fn tls_without_a_usable_domain_falls_back_to_udp_turn_with_a_warning() {
 }
 
 #[test]
+fn rtc_interfaces_limit_livekits_candidates() {
+    let c = config_from("livekit:\n  rtcInterfaces: [lo]\n");
+    let y = generate_for(&c, "127.0.0.1", None).yaml;
+    assert_eq!(
+        y.rtc.interfaces,
+        Some(Interfaces {
+            includes: vec!["lo".into()]
+        })
+    );
+    assert!(
+        y.render(true)
+            .contains("interfaces:\n    includes:\n    - lo"),
+        "{}",
+        y.render(true)
+    );
+    assert_eq!(
+        generate_for(&config_from(""), "127.0.0.1", None)
+            .yaml
+            .rtc
+            .interfaces,
+        None
+    );
+}
+
+#[test]
 fn turn_can_be_switched_off() {
     let c = config_from("livekit:\n  turnEnabled: false\n");
     let t = generate_for(&c, "192.0.2.10", None).yaml.turn;

@@ -56,7 +56,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             // SQLite has one writer anyway; PostgreSQL gets a modest pool per bedrud instance.
-            .max_connections(if kind == Kind::Sqlite { 4 } else { 16 })
+            .max_connections(if kind == Kind::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {

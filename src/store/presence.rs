@@ -99,6 +99,26 @@ impl Store {
             .collect()
     }
 
+    /// What a join must check, in one round trip: how many are in the meeting, and whether
+    /// `identity` is banned from the room.
+    pub async fn admission(
+        &self,
+        room_name: &str,
+        room_id: &str,
+        identity: &str,
+    ) -> Result<(i64, bool)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM participants WHERE room_name = $1) AS n, \
+                    (SELECT COUNT(*) FROM room_bans WHERE room_id = $2 AND identity = $3) AS banned",
+        )
+        .bind(room_name)
+        .bind(room_id)
+        .bind(identity)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("n")?, row.try_get::<i64, _>("banned")? > 0))
+    }
+
     pub async fn participant_count(&self, room: &str) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM participants WHERE room_name = $1")
             .bind(room)

@@ -129,7 +129,7 @@ impl Sandbox {
             "server:\n  bindAddress: 127.0.0.1\n  port: {api}\n  dataDir: {data}\n\
              livekit:\n  binaryPath: {bin}\n  apiKey: APItest\n  apiSecret: {SECRET}\n  nodeIP: 127.0.0.1\n\
              \x20 port: {lk}\n  rtcTcpPort: {tcp}\n  turnUdpPort: {turn}\n  turnTlsPort: {tls}\n\
-             \x20 rtcPortRangeStart: 20000\n  rtcPortRangeEnd: 29999\n\
+             \x20 rtcPortRangeStart: 20000\n  rtcPortRangeEnd: 29999\n  rtcInterfaces: [lo]\n\
              \x20 restartDelay: 100ms\n  restartDelayMax: 2s\n  stopGracePeriod: 3s\n{extra_livekit}",
             api = p.api,
             data = self.path().join("data").display(),
@@ -435,4 +435,125 @@ pub fn jwt_claims(token: &str) -> Value {
         .decode(payload)
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
+}
+
+/// A real LiveKit participant: tests/participant/participant.py (the Python `livekit` SDK with
+/// its native WebRTC engine), reporting what happens to it as JSON lines.
+pub struct Participant {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    events: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// The Python that has the `livekit` package (scripts/install-python.sh makes .tools/venv).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("BEDRUD_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools/venv/bin/python"));
+    assert!(
+        p.is_file(),
+        "no Python with the livekit package at {}: run scripts/install-python.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+impl Participant {
+    pub fn join(url: &str, token: &str, extra: &[&str]) -> Participant {
+        let mut child = Command::new(python())
+            .arg(repo_root().join("tests/participant/participant.py"))
+            .args(["--url", url, "--token", token])
+            .args(extra)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start the participant");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err_sink = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = err_sink.lock().unwrap();
+                if s.len() < 64 * 1024 {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Participant {
+            child,
+            stdin,
+            events,
+            stderr,
+        }
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits for an event named `name` for which `matches` holds, and returns it.
+    pub fn wait_event(&self, name: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(e) = self
+                .events()
+                .into_iter()
+                .find(|e| e["event"] == name && matches(e))
+            {
+                return e;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "participant never reported {name}; events: {:?}\nstderr:\n{}",
+                self.events(),
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn has_event(&self, name: &str) -> bool {
+        self.events().iter().any(|e| e["event"] == name)
+    }
+
+    pub fn send(&mut self, command: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin closed");
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(start.elapsed() < PATIENCE, "participant did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Participant {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,402 @@
+//! Meetings with real participants (the Python `livekit` SDK, native WebRTC) in the real embedded
+//! LiveKit: presence from LiveKit's own webhooks, moderation, grants enforced by LiveKit, capacity,
+//! taken names, and reconciliation when webhooks are lost or LiveKit restarts. Loopback only.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Meeting {
+    b: Bedrud,
+    // Keeps the sandbox (config, data, $TMPDIR) alive as long as bedrud runs.
+    _sb: Sandbox,
+}
+
+/// Real WebRTC clients offer every non-loopback address they find. Outside a private network
+/// namespace that would be the host's own network, so refuse to run there.
+fn require_private_network() {
+    let foreign: Vec<String> = if_addrs::get_if_addrs()
+        .unwrap()
+        .into_iter()
+        .filter(|i| {
+            let ip = i.ip();
+            let link_local =
+                matches!(ip, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+            let ours = matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[..3] == [10, 200, 0]);
+            !(ip.is_loopback() || link_local || ours)
+        })
+        .map(|i| format!("{} {}", i.name, i.ip()))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "the meeting tests must run in a private network namespace, but this one has {foreign:?}.\n\
+         Run them with: scripts/netns-run.sh cargo test --test meeting   (scripts/test.sh does)"
+    );
+}
+
+impl Meeting {
+    /// bedrud with embedded LiveKit; `extra` is appended to the config.
+    fn start(extra: &str) -> Meeting {
+        require_private_network();
+        let sb = Sandbox::new();
+        sb.write_config(&(sb.embedded_config(LIVEKIT, "") + extra));
+        let mut b = sb.start(&[]);
+        b.wait_ready();
+        Meeting { b, _sb: sb }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        call(method, &self.b.url(path), token, body.as_ref())
+    }
+
+    fn user(&self, email: &str) -> (String, String) {
+        let body = json!({"email": email, "password": "meeting password", "name": email.split('@').next().unwrap()});
+        let (st, r) = self.call("POST", "/api/auth/register", None, Some(body));
+        assert_eq!(st, 201, "{r}");
+        (
+            r["accessToken"].as_str().unwrap().into(),
+            format!("u_{}", r["user"]["id"].as_str().unwrap()),
+        )
+    }
+
+    fn room(&self, token: &str, body: Value) {
+        let (st, r) = self.call("POST", "/api/room/create", Some(token), Some(body));
+        assert_eq!(st, 201, "{r}");
+    }
+
+    /// Joins through bedrud and connects a real participant with the token it returned.
+    fn connect(&self, token: &str, room: &str, extra: &[&str]) -> Participant {
+        let (st, join) = self.call(
+            "POST",
+            "/api/room/join",
+            Some(token),
+            Some(json!({"roomName": room})),
+        );
+        assert_eq!(st, 200, "{join}");
+        Participant::join(
+            join["livekitHost"].as_str().unwrap(),
+            join["token"].as_str().unwrap(),
+            extra,
+        )
+    }
+
+    fn present(&self, token: &str, room: &str) -> Vec<String> {
+        let (st, r) = self.call(
+            "GET",
+            &format!("/api/room/{room}/participants"),
+            Some(token),
+            None,
+        );
+        assert_eq!(st, 200, "{r}");
+        r["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["identity"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn wait_present(&mut self, token: &str, room: &str, identity: &str, expected: bool) {
+        let what = format!(
+            "{identity} {} in {room}",
+            if expected { "present" } else { "gone" }
+        );
+        let (token, room, identity) = (token.to_string(), room.to_string(), identity.to_string());
+        let url = self.b.url(&format!("/api/room/{room}/participants"));
+        self.b.wait_for(&what, |_| {
+            let (_, r) = call("GET", &url, Some(&token), None);
+            let ids: Vec<&str> = r["participants"]
+                .as_array()?
+                .iter()
+                .filter_map(|p| p["identity"].as_str())
+                .collect();
+            (ids.contains(&identity.as_str()) == expected).then_some(())
+        });
+    }
+
+    fn metric(&self, needle: &str) -> f64 {
+        let (_, m) = self.call("GET", "/metrics", None, None);
+        m.as_str()
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// Reconciliation off (in practice), so presence can only come from LiveKit's webhooks.
+const WEBHOOKS_ONLY: &str = "rooms:\n  reconcileInterval: 1h\n";
+
+#[test]
+fn a_participant_is_present_from_livekits_webhook_until_it_leaves() {
+    let mut m = Meeting::start(WEBHOOKS_ONLY);
+    let (alice, alice_id) = m.user("alice@example.test");
+    m.room(&alice, json!({"name": "standup"}));
+    assert!(
+        m.present(&alice, "standup").is_empty(),
+        "a token alone does not make anyone present"
+    );
+
+    let mut p = m.connect(&alice, "standup", &[]);
+    p.wait_event("connected", |_| true);
+    p.wait_event("published", |e| e["source"] == "microphone");
+    m.wait_present(&alice, "standup", &alice_id, true);
+    assert!(
+        m.metric(r#"bedrud_webhook_events_total{event="participant_joined",outcome="applied"}"#)
+            >= 1.0
+    );
+
+    p.send("leave");
+    assert!(p.wait_exit().success());
+    m.wait_present(&alice, "standup", &alice_id, false);
+    let (_, list) = m.call("GET", "/api/room/list", Some(&alice), None);
+    assert_eq!(list["rooms"][0]["participants"], 0);
+}
+
+#[test]
+fn moderators_mute_restrict_and_kick_and_a_kicked_person_stays_out() {
+    let mut m = Meeting::start(WEBHOOKS_ONLY);
+    let (alice, _) = m.user("alice@example.test");
+    let (bob, bob_id) = m.user("bob@example.test");
+    m.room(&alice, json!({"name": "town-hall"}));
+    let p = m.connect(&bob, "town-hall", &[]);
+    let mic = p.wait_event("published", |e| e["source"] == "microphone");
+    m.wait_present(&alice, "town-hall", &bob_id, true);
+
+    // Only moderators may moderate.
+    let (st, _) = m.call(
+        "POST",
+        &format!("/api/room/town-hall/mute/{bob_id}"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(st, 403);
+
+    let (st, r) = m.call(
+        "POST",
+        &format!("/api/room/town-hall/mute/{bob_id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["muted"][0], mic["sid"]);
+    p.wait_event("track_muted", |e| e["sid"] == mic["sid"]);
+
+    let perms = json!({"canPublish": false});
+    let (st, r) = m.call(
+        "PUT",
+        &format!("/api/room/town-hall/participants/{bob_id}/permissions"),
+        Some(&alice),
+        Some(perms),
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["permissions"]["canPublish"], false);
+    p.wait_event("permissions_changed", |e| e["can_publish"] == false);
+    let camera = json!({"canPublishSources": ["camera", "microphone", "screen_share", "screen_share_audio", "hologram"]});
+    let (st, r) = m.call(
+        "PUT",
+        &format!("/api/room/town-hall/participants/{bob_id}/permissions"),
+        Some(&alice),
+        Some(camera),
+    );
+    assert_eq!(st, 400, "{r}");
+
+    let (st, r) = m.call(
+        "POST",
+        &format!("/api/room/town-hall/kick/{bob_id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["banned"], true);
+    p.wait_event("disconnected", |_| true);
+    m.wait_present(&alice, "town-hall", &bob_id, false);
+    assert!(
+        m.metric(r#"bedrud_webhook_events_total{event="participant_left",outcome="applied"}"#)
+            >= 1.0
+    );
+    let (st, r) = m.call(
+        "POST",
+        "/api/room/join",
+        Some(&bob),
+        Some(json!({"roomName": "town-hall"})),
+    );
+    assert_eq!(st, 403, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("removed"), "{r}");
+
+    // Lifting the ban lets him back in.
+    let (st, _) = m.call(
+        "DELETE",
+        &format!("/api/room/town-hall/bans/{bob_id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200);
+    let (st, _) = m.call(
+        "POST",
+        "/api/room/join",
+        Some(&bob),
+        Some(json!({"roomName": "town-hall"})),
+    );
+    assert_eq!(st, 200);
+    let (st, _) = m.call(
+        "POST",
+        "/api/room/town-hall/kick/u_nobody",
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 404);
+}
+
+#[test]
+fn a_room_without_video_gives_a_token_that_cannot_publish_a_camera() {
+    let m = Meeting::start("");
+    let (alice, _) = m.user("alice@example.test");
+    m.room(
+        &alice,
+        json!({"name": "audio-only", "settings": {"allowVideo": false}}),
+    );
+    let p = m.connect(&alice, "audio-only", &["--try-camera"]);
+    p.wait_event("published", |e| e["source"] == "microphone");
+    let refused = p.wait_event("publish_failed", |e| e["source"] == "camera");
+    assert!(
+        !p.events()
+            .iter()
+            .any(|e| e["event"] == "published" && e["source"] == "camera"),
+        "{:?}",
+        p.events()
+    );
+    assert!(refused["error"].is_string());
+
+    // The same participant in a room that allows video can publish its camera.
+    m.room(&alice, json!({"name": "video-ok"}));
+    let p = m.connect(&alice, "video-ok", &["--try-camera"]);
+    p.wait_event("published", |e| e["source"] == "camera");
+}
+
+#[test]
+fn a_full_room_refuses_and_a_taken_name_leaves_the_live_meeting_alone() {
+    let mut m = Meeting::start(WEBHOOKS_ONLY);
+    let (alice, alice_id) = m.user("alice@example.test");
+    let (bob, _) = m.user("bob@example.test");
+    m.room(&alice, json!({"name": "one-to-one", "maxParticipants": 1}));
+    let mut p = m.connect(&alice, "one-to-one", &[]);
+    p.wait_event("published", |_| true);
+    m.wait_present(&alice, "one-to-one", &alice_id, true);
+
+    let (st, r) = m.call(
+        "POST",
+        "/api/room/join",
+        Some(&bob),
+        Some(json!({"roomName": "one-to-one"})),
+    );
+    assert_eq!(st, 403, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("full"), "{r}");
+
+    let (st, _) = m.call(
+        "POST",
+        "/api/room/create",
+        Some(&bob),
+        Some(json!({"name": "one-to-one", "isPublic": false})),
+    );
+    assert_eq!(st, 409);
+    // Alice's meeting goes on: her client says it is still connected, bedrud still lists her,
+    // and the room is still hers.
+    p.send("state");
+    let state = p.wait_event("state", |_| true);
+    assert_eq!(state["connection_state"], "CONN_CONNECTED", "{state}");
+    assert!(!p.has_event("disconnected"), "{:?}", p.events());
+    assert_eq!(m.present(&alice, "one-to-one"), vec![alice_id]);
+    let (_, list) = m.call("GET", "/api/room/list", Some(&alice), None);
+    assert_eq!(
+        list["rooms"][0]["maxParticipants"], 1,
+        "the room was not replaced"
+    );
+}
+
+#[test]
+fn closing_a_room_ends_the_meeting_for_everyone() {
+    let mut m = Meeting::start(WEBHOOKS_ONLY);
+    let (alice, _) = m.user("alice@example.test");
+    let (bob, bob_id) = m.user("bob@example.test");
+    m.room(&alice, json!({"name": "retro"}));
+    let p = m.connect(&bob, "retro", &[]);
+    m.wait_present(&alice, "retro", &bob_id, true);
+    let (st, _) = m.call("POST", "/api/room/retro/close", Some(&bob), None);
+    assert_eq!(st, 403, "only the owner or an admin");
+    let (st, r) = m.call("POST", "/api/room/retro/close", Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    p.wait_event("disconnected", |_| true);
+    assert!(m.present(&alice, "retro").is_empty());
+}
+
+#[test]
+fn without_webhooks_reconciliation_brings_the_state_back() {
+    // A static LiveKit config with no webhook: bedrud can only learn from ListRooms/Participants.
+    require_private_network();
+    let sb = Sandbox::new();
+    let p = sb.ports;
+    let static_cfg = sb.path().join("livekit-no-webhook.yaml");
+    std::fs::write(
+        &static_cfg,
+        format!(
+            "port: {}\nkeys:\n  APItest: {SECRET}\nrtc:\n  tcp_port: {}\n  port_range_start: 20000\n  port_range_end: 29999\n  node_ip: 127.0.0.1\n  use_external_ip: false\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\nturn:\n  enabled: true\n  udp_port: {}\n",
+            p.livekit, p.rtc_tcp, p.turn_udp
+        ),
+    )
+    .unwrap();
+    let extra = format!(
+        "  configPath: {}\nrooms:\n  reconcileInterval: 1s\n",
+        static_cfg.display()
+    );
+    sb.write_config(&sb.embedded_config(LIVEKIT, &extra));
+    let mut b = sb.start(&[]);
+    b.wait_ready();
+    let mut m = Meeting { b, _sb: sb };
+    let (alice, alice_id) = m.user("alice@example.test");
+    m.room(&alice, json!({"name": "quiet"}));
+    let mut part = m.connect(&alice, "quiet", &[]);
+    part.wait_event("published", |_| true);
+    m.wait_present(&alice, "quiet", &alice_id, true);
+    assert_eq!(
+        m.metric("bedrud_webhook_events_total"),
+        0.0,
+        "no webhook arrived: reconciliation did it"
+    );
+    assert!(m.metric("bedrud_reconcile_corrections_total") >= 1.0);
+
+    part.send("leave");
+    part.wait_exit();
+    m.wait_present(&alice, "quiet", &alice_id, false);
+}
+
+#[test]
+fn after_a_livekit_restart_stale_presence_is_cleared() {
+    let mut m = Meeting::start(WEBHOOKS_ONLY);
+    let (alice, alice_id) = m.user("alice@example.test");
+    m.room(&alice, json!({"name": "fragile"}));
+    let p = m.connect(&alice, "fragile", &[]);
+    p.wait_event("published", |_| true);
+    m.wait_present(&alice, "fragile", &alice_id, true);
+
+    // LiveKit dies: no participant_left or room_finished will ever come for this meeting.
+    let lk = m.b.livekit_pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lk as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The reconcile interval is an hour: only the restart-triggered pass can clear it.
+    m.wait_present(&alice, "fragile", &alice_id, false);
+    let (_, ready) = m.b.ready().unwrap();
+    assert_eq!(ready["livekit"]["restarts"], 1);
+    drop(p);
+}
