@@ -50,14 +50,7 @@ fn livekit_alone() -> Vec<Duration> {
             let dir = tempfile::tempdir().unwrap();
             let p = Ports::new();
             let cfg = dir.path().join("lk.yaml");
-            std::fs::write(
-                &cfg,
-                format!(
-                    "port: {}\nkeys:\n  APIb: {SECRET}\nrtc:\n  tcp_port: {}\n  port_range_start: 20000\n  port_range_end: 29999\n  node_ip: 127.0.0.1\n  use_external_ip: false\nturn:\n  enabled: true\n  udp_port: {}\n",
-                    p.livekit, p.rtc_tcp, p.turn_udp
-                ),
-            )
-            .unwrap();
+            std::fs::write(&cfg, livekit_yaml(&p, "APIb")).unwrap();
             let t0 = Instant::now();
             let mut child = Command::new(livekit_bin(LIVEKIT))
                 .arg("--config")

@@ -102,6 +102,7 @@ impl Application {
             metrics: state.metrics.clone(),
             status: status_rx.clone(),
             interval: self.config.rooms.reconcile_interval,
+            webhook_warning: state.webhook_warning.clone(),
         };
         let reconcile_task = tokio::spawn(reconciler.run(stop_background.clone()));
 
@@ -196,6 +197,7 @@ impl Application {
             address_limiter: RateLimiter::new(c.auth.login_attempts_per_minute.saturating_mul(3)),
             ensured_rooms: Mutex::new(HashMap::new()),
             room_cache: Default::default(),
+            webhook_warning: Default::default(),
         }))
     }
 

@@ -72,6 +72,8 @@ enum LivekitCommand {
         #[arg(long)]
         show_secrets: bool,
     },
+    /// Print the `webhook:` block to paste into an external LiveKit's YAML for this bedrud
+    WebhookConfig,
     /// Mint a LiveKit join token for testing a client (publish everything, no admin rights)
     Token {
         #[arg(long)]
@@ -105,6 +107,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Livekit {
             command: LivekitCommand::Config { show_secrets },
         } => livekit_config(load(cli.config, &env)?, show_secrets),
+        Command::Livekit {
+            command: LivekitCommand::WebhookConfig,
+        } => webhook_config(load(cli.config, &env)?),
         Command::Livekit {
             command:
                 LivekitCommand::Token {
@@ -290,5 +295,35 @@ fn livekit_token(
     .with_grants(grants)
     .to_jwt()?;
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The block an administrator pastes into LiveKit's own YAML (external mode) so that LiveKit
+/// signs its webhooks with our key and sends them to our endpoint.
+fn webhook_config(config: Config) -> anyhow::Result<ExitCode> {
+    let credentials = embedded::credentials(&config)?;
+    let s = &config.server;
+    let (scheme, default_port) = if s.tls.is_some() {
+        ("https", 443)
+    } else {
+        ("http", 80)
+    };
+    let host = if s.host.is_empty() {
+        eprintln!("warning: server.host is empty; replace <bedrud-host> with the name LiveKit can reach bedrud at");
+        "<bedrud-host>".to_string()
+    } else {
+        s.host.clone()
+    };
+    let port = if s.port == default_port || s.port == 0 {
+        String::new()
+    } else {
+        format!(":{}", s.port)
+    };
+    println!("# Add to LiveKit's config (livekit.yaml), then restart livekit-server.");
+    println!("# LiveKit signs each webhook with this key's secret; bedrud verifies it.");
+    println!("webhook:");
+    println!("  api_key: {}", credentials.api_key);
+    println!("  urls:");
+    println!("    - {scheme}://{host}{port}/api/livekit/webhook");
     Ok(ExitCode::SUCCESS)
 }

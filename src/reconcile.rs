@@ -1,7 +1,7 @@
 //! Keeps bedrud's idea of who is where equal to LiveKit's, because webhooks can be lost:
 //! periodically, and right after every LiveKit restart, using ListRooms/ListParticipants.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -26,7 +26,14 @@ pub struct Reconciler {
     pub metrics: Arc<Metrics>,
     pub status: watch::Receiver<LiveKitStatus>,
     pub interval: Duration,
+    /// Set while LiveKit reports people in bedrud's rooms but no webhook ever arrived.
+    pub webhook_warning: Arc<Mutex<Option<String>>>,
 }
+
+/// What the administrator is told when LiveKit's webhooks do not reach bedrud.
+pub const NO_WEBHOOKS: &str = "LiveKit reports participants but no webhook has reached bedrud: \
+    configure LiveKit's webhook (print the block with `bedrud livekit webhook-config`) and check \
+    that LiveKit can reach /api/livekit/webhook; until then state is only as fresh as reconciliation";
 
 impl Reconciler {
     /// Runs until `stop`: every `interval`, and as soon as LiveKit is ready after a restart.
@@ -57,10 +64,26 @@ impl Reconciler {
         }
     }
 
-    /// One comparison; returns how many corrections it made.
+    /// One comparison; returns how many corrections it made (0 when another bedrud instance
+    /// sharing the database is reconciling right now).
     pub async fn once(&self) -> Result<u64, ReconcileError> {
+        let Some(lock) = self.store.try_reconcile_lock().await? else {
+            return Ok(0);
+        };
+        let result = self.compare().await;
+        lock.release().await;
+        let (corrections, present) = result?;
+        self.check_webhooks(present).await?;
+        self.metrics.reconcile_runs.inc();
+        self.metrics.reconcile_corrections.inc_by(corrections);
+        Ok(corrections)
+    }
+
+    /// Returns the corrections made and how many people LiveKit has in bedrud's rooms.
+    async fn compare(&self) -> Result<(u64, usize), ReconcileError> {
         let live = self.livekit.list_rooms().await?;
         let mut corrections = 0;
+        let mut present = 0;
         for (name, sid) in &live {
             if self.store.room_by_name(name).await?.is_none() {
                 continue; // not a bedrud room
@@ -70,6 +93,7 @@ impl Reconciler {
                 Err(LkError::NotFound(_)) => continue, // closed meanwhile; the next pass sees it
                 Err(e) => return Err(e.into()),
             };
+            present += participants.len();
             corrections += self.store.sync_room(name, sid, &participants).await?;
         }
         for tracked in self.store.tracked_room_names().await? {
@@ -77,8 +101,19 @@ impl Reconciler {
                 corrections += self.store.clear_room(&tracked).await?;
             }
         }
-        self.metrics.reconcile_runs.inc();
-        self.metrics.reconcile_corrections.inc_by(corrections);
-        Ok(corrections)
+        Ok((corrections, present))
+    }
+
+    async fn check_webhooks(&self, present: usize) -> Result<(), ReconcileError> {
+        let silent = present > 0 && self.store.webhook_event_count().await? == 0;
+        let mut warning = self
+            .webhook_warning
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if silent && warning.is_none() {
+            tracing::warn!("{NO_WEBHOOKS}");
+        }
+        *warning = silent.then(|| NO_WEBHOOKS.to_string());
+        Ok(())
     }
 }

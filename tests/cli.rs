@@ -139,3 +139,29 @@ fn version_is_printed() {
         format!("bedrud {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn webhook_config_prints_the_block_for_livekits_yaml() {
+    let sb = Sandbox::new();
+    let cfg = sb.write_config(&format!(
+        "server:\n  host: meet.bedrud.test\n  port: 8443\nlivekit:\n  external: true\n  host: wss://lk.bedrud.test\n  internalHost: https://lk.bedrud.test\n  apiKey: APIext\n  apiSecret: {SECRET}\n"
+    ));
+    let out = bedrud(
+        &[
+            "livekit",
+            "webhook-config",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &sb,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let block: yaml_serde::Value = yaml_serde::from_str(&stdout).unwrap();
+    assert_eq!(block["webhook"]["api_key"].as_str(), Some("APIext"));
+    assert_eq!(
+        block["webhook"]["urls"][0].as_str(),
+        Some("http://meet.bedrud.test:8443/api/livekit/webhook")
+    );
+    assert!(!stdout.contains(SECRET), "the secret stays out of it");
+}

@@ -247,14 +247,7 @@ fn a_static_config_path_is_run_unchanged() {
     let sb = Sandbox::new();
     let p = sb.ports;
     let static_cfg = sb.path().join("my-livekit.yaml");
-    std::fs::write(
-        &static_cfg,
-        format!(
-            "port: {}\nkeys:\n  APIstatic: {SECRET}\nrtc:\n  tcp_port: {}\n  port_range_start: 20000\n  port_range_end: 29999\n  node_ip: 127.0.0.1\n  use_external_ip: false\nlogging:\n  level: info\n",
-            p.livekit, p.rtc_tcp
-        ),
-    )
-    .unwrap();
+    std::fs::write(&static_cfg, livekit_yaml(&p, "APIstatic")).unwrap();
     let before = std::fs::read(&static_cfg).unwrap();
     sb.write_config(&sb.embedded_config(LIVEKIT, ""));
     // LIVEKIT_CONFIG_PATH means the same as livekit.configPath.

@@ -18,14 +18,7 @@ impl StandaloneLiveKit {
         let dir = tempfile::tempdir().unwrap();
         let ports = Ports::new();
         let cfg = dir.path().join("livekit.yaml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "port: {}\nkeys:\n  APIext: {SECRET}\nrtc:\n  tcp_port: {}\n  port_range_start: 20000\n  port_range_end: 29999\n  node_ip: 127.0.0.1\n  use_external_ip: false\n",
-                ports.livekit, ports.rtc_tcp
-            ),
-        )
-        .unwrap();
+        std::fs::write(&cfg, livekit_yaml(&ports, "APIext")).unwrap();
         let child = Command::new(livekit_bin(LIVEKIT))
             .arg("--config")
             .arg(&cfg)

@@ -329,3 +329,32 @@ async fn sync_room_fixes_drift_both_ways_and_counts_it() {
         assert!(s.tracked_room_names().await.unwrap().is_empty());
     }
 }
+
+#[tokio::test]
+async fn only_one_instance_at_a_time_may_reconcile_a_shared_database() {
+    for (s, _dir) in stores().await {
+        let first = s
+            .try_reconcile_lock()
+            .await
+            .unwrap()
+            .expect("the first taker gets the lock");
+        let second = s.try_reconcile_lock().await.unwrap();
+        match s.kind() {
+            // PostgreSQL is shared by several bedrud instances: the second must wait its turn.
+            bedrud::store::Kind::Postgres => assert!(second.is_none()),
+            // SQLite belongs to one instance, which reconciles in one task.
+            bedrud::store::Kind::Sqlite => assert!(second.is_some()),
+        }
+        if let Some(l) = second {
+            l.release().await;
+        }
+        first.release().await;
+        let again = s.try_reconcile_lock().await.unwrap();
+        assert!(
+            again.is_some(),
+            "released locks can be taken again ({:?})",
+            s.kind()
+        );
+        again.unwrap().release().await;
+    }
+}

@@ -30,13 +30,27 @@ pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json
         "url": s.livekit_url,
         "restarts": status.restarts,
         "lastError": status.last_error,
-        "warnings": status.warnings,
+        "warnings": warnings(&s, &status.warnings),
         "activeRooms": rooms,
         "reconcile": {
             "runs": s.metrics.reconcile_runs.get(),
             "corrections": s.metrics.reconcile_corrections.get(),
         },
     })))
+}
+
+/// Supervisor warnings plus the webhook warning, if any.
+fn warnings(s: &AppState, base: &[String]) -> Vec<String> {
+    let mut all = base.to_vec();
+    if let Some(w) = s
+        .webhook_warning
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        all.push(w.clone());
+    }
+    all
 }
 
 /// `GET /metrics` in Prometheus text format.

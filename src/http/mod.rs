@@ -14,7 +14,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,6 +53,8 @@ pub struct Shared {
     pub address_limiter: RateLimiter,
     /// LiveKit rooms created recently, so that joins do not call CreateRoom every time.
     pub ensured_rooms: Mutex<HashMap<String, Instant>>,
+    /// Set by reconciliation when LiveKit has activity but no webhook ever arrived.
+    pub webhook_warning: Arc<Mutex<Option<String>>>,
     /// Rooms already read from the store (they never change once created).
     pub room_cache: RwLock<HashMap<String, crate::store::Room>>,
 }
@@ -97,10 +99,7 @@ pub fn router(state: AppState) -> Router {
             delete(moderation::unban),
         )
         .route("/api/admin/livekit", get(admin::livekit))
-        .route(
-            "/api/livekit/webhook",
-            post(webhook::receive).layer(DefaultBodyLimit::max(crate::webhook::MAX_BODY)),
-        )
+        .route("/api/livekit/webhook", post(webhook::receive))
         .fallback(not_found)
         .with_state(state)
 }

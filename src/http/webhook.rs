@@ -1,8 +1,7 @@
 //! `POST /api/livekit/webhook`: LiveKit's events, verified and applied at most once.
 //! 401 for a bad signature (LiveKit never retries a 4xx); 5xx when storing failed (it retries).
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
@@ -15,15 +14,9 @@ use crate::webhook::{self, WebhookError};
 pub async fn receive(
     State(s): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> ApiResult<Json<Value>> {
-    let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge(format!(
-            "webhook body larger than {} bytes",
-            webhook::MAX_BODY
-        )),
-        other => ApiError::BadRequest(other.body_text()),
-    })?;
+    let body = read_limited(&headers, body).await?;
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -59,4 +52,26 @@ pub async fn receive(
             ))
         }
     }
+}
+
+/// Refuses an oversized body from its Content-Length before reading any of it (a client that sent
+/// `Expect: 100-continue` is then never asked for it), and stops reading one without a length
+/// at the limit.
+async fn read_limited(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
+    let too_large = || {
+        ApiError::PayloadTooLarge(format!(
+            "webhook body larger than {} bytes",
+            webhook::MAX_BODY
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > webhook::MAX_BODY) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, webhook::MAX_BODY)
+        .await
+        .map_err(|_| too_large())
 }

@@ -96,8 +96,39 @@ impl Store {
         Ok(())
     }
 
+    /// Only one bedrud instance at a time should reconcile against a shared database: with
+    /// PostgreSQL this takes a transaction-scoped advisory lock (released when the returned guard
+    /// is released or dropped, or the instance dies); `None` means another instance holds it.
+    /// SQLite serves a single instance, so the lock is always granted.
+    pub async fn try_reconcile_lock(&self) -> Result<Option<ReconcileLock>> {
+        if self.kind == Kind::Sqlite {
+            return Ok(Some(ReconcileLock(None)));
+        }
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT pg_try_advisory_xact_lock($1) AS ok")
+            .bind(RECONCILE_LOCK_KEY)
+            .fetch_one(&mut *tx)
+            .await?;
+        let ok: bool = row.try_get("ok")?;
+        Ok(ok.then_some(ReconcileLock(Some(tx))))
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// An arbitrary, fixed advisory-lock key for "reconciliation in progress".
+const RECONCILE_LOCK_KEY: i64 = 0x6265_6472_7564; // "bedrud"
+
+/// Held while one instance reconciles; see `Store::try_reconcile_lock`.
+pub struct ReconcileLock(Option<sqlx::Transaction<'static, sqlx::Any>>);
+
+impl ReconcileLock {
+    pub async fn release(self) {
+        if let Some(tx) = self.0 {
+            let _ = tx.commit().await;
+        }
     }
 }
 

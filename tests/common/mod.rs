@@ -93,6 +93,18 @@ impl Ports {
     }
 }
 
+/// A LiveKit config of the test's own (static-config and external-mode tests): API key `key`,
+/// the ports of `p`, candidates on `lo` only, and UDP TURN so that clients are handed only
+/// `turn:127.0.0.1:<port>` (never a public STUN server).
+pub fn livekit_yaml(p: &Ports, key: &str) -> String {
+    format!(
+        "port: {}\nkeys:\n  {key}: {SECRET}\nrtc:\n  tcp_port: {}\n  port_range_start: 20000\n  port_range_end: 29999\n\
+         \x20 node_ip: 127.0.0.1\n  use_external_ip: false\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\n\
+         turn:\n  enabled: true\n  udp_port: {}\n",
+        p.livekit, p.rtc_tcp, p.turn_udp
+    )
+}
+
 /// A folder for one test: the config file, bedrud's data folder and its own `$TMPDIR`.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -297,6 +309,32 @@ impl Bedrud {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// A JSON API call on this bedrud: (status, body).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        call(method, &self.url(path), token, body.as_ref())
+    }
+
+    /// Registers an account for `email`; returns (access token, refresh token, user id).
+    pub fn register(&self, email: &str) -> (String, String, String) {
+        let name = email.split('@').next().unwrap();
+        let body =
+            serde_json::json!({"email": email, "password": "correct horse battery", "name": name});
+        let (st, r) = self.call("POST", "/api/auth/register", None, Some(body));
+        assert_eq!(st, 201, "{r}");
+        let field = |k: &str| r[k].as_str().unwrap().to_string();
+        (
+            field("accessToken"),
+            field("refreshToken"),
+            r["user"]["id"].as_str().unwrap().to_string(),
+        )
     }
 
     /// SIGTERM, as `systemctl stop` sends, then waits for the exit.
