@@ -228,7 +228,19 @@ impl Application {
                     .internal_host
                     .clone()
                     .context("livekit.internalHost is required")?;
-                status.send_modify(|s| s.url = c.livekit.host.clone());
+                let warning = (c.livekit.skip_tls_verify && url.starts_with("https://")).then(|| {
+                    "livekit.skipTLSVerify covers bedrud's health checks, but the server-API client \
+                     (livekit-api) always verifies certificates: trust LiveKit's certificate on this \
+                     host (system store, or SSL_CERT_FILE) so that joins and moderation work"
+                        .to_string()
+                });
+                if let Some(w) = &warning {
+                    tracing::warn!("{w}");
+                }
+                status.send_modify(|s| {
+                    s.url = c.livekit.host.clone();
+                    s.warnings.extend(warning);
+                });
                 let client = external::client(c.livekit.skip_tls_verify)?;
                 Ok((tokio::spawn(external::watch(url, client, status, stop)), 0))
             }

@@ -35,6 +35,51 @@ impl StandaloneLiveKit {
     }
 }
 
+/// A TLS terminator in front of LiveKit (socat), with a self-signed certificate, as an
+/// administrator's reverse proxy would be.
+struct TlsProxy {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsProxy {
+    fn start(dir: &std::path::Path, upstream: u16) -> TlsProxy {
+        let (cert, key) = self_signed(dir, &["lk.bedrud.test"]);
+        let port = free_port(false);
+        let socat = ["/usr/bin/socat", "/bin/socat"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("socat is not installed: apt-get install socat (scripts/setup.sh installs it)");
+        let listen = format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+            cert.display(),
+            key.display()
+        );
+        let child = Command::new(socat)
+            .args([listen, format!("TCP:127.0.0.1:{upstream}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        TlsProxy { child, port }
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn external_config(sb: &Sandbox, ws: &str, internal: &str, extra: &str) -> String {
+    format!(
+        "server:\n  bindAddress: 127.0.0.1\n  port: {}\n  dataDir: {}\nlivekit:\n  embedded: false\n  host: {ws}\n  internalHost: {internal}\n  apiKey: APIext\n  apiSecret: {SECRET}\n{extra}",
+        sb.ports.api,
+        sb.path().join("data").display()
+    )
+}
+
 impl Drop for StandaloneLiveKit {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -77,5 +122,49 @@ fn follows_an_external_livekit_and_reports_when_it_goes_away() {
     assert!(error.contains("LiveKit is unreachable"), "{error}");
     assert!(error.contains(&format!("127.0.0.1:{}", lk.port)), "{error}");
     assert_eq!(get_status(&b.url("/health")), Some(200));
+    assert!(b.terminate().success());
+}
+
+#[test]
+fn a_self_signed_internal_host_needs_skip_tls_verify() {
+    let lk = StandaloneLiveKit::start();
+    let sb = Sandbox::new();
+    let proxy = TlsProxy::start(sb.path(), lk.port);
+    let internal = format!("https://127.0.0.1:{}", proxy.port);
+    let ws = format!("wss://127.0.0.1:{}", proxy.port);
+
+    // Without skipTLSVerify the certificate is not trusted, and bedrud says which key fixes it.
+    sb.write_config(&external_config(&sb, &ws, &internal, ""));
+    let mut b = sb.start(&[]);
+    let body = b.wait_for("/ready to report the untrusted certificate", |b| {
+        match b.ready() {
+            Some((503, body)) if body["error"].as_str()?.contains("certificate") => Some(body),
+            _ => None,
+        }
+    });
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("livekit.skipTLSVerify"),
+        "{body}"
+    );
+    assert!(b.terminate().success());
+
+    // With it, the same LiveKit behind the same proxy is ready.
+    sb.write_config(&external_config(
+        &sb,
+        &ws,
+        &internal,
+        "  skipTLSVerify: true\n",
+    ));
+    let mut b = sb.start(&[]);
+    let body = b.wait_ready();
+    assert_eq!(body["livekit"]["mode"], "external");
+    let warnings = body["livekit"]["warnings"].to_string();
+    assert!(
+        warnings.contains("always verifies certificates"),
+        "the limit is stated: {warnings}"
+    );
     assert!(b.terminate().success());
 }

@@ -239,7 +239,7 @@ async fn admit(
         "roomName": room.name,
         "identity": identity,
         "name": name,
-        "role": format!("{role:?}").to_lowercase(),
+        "role": role.as_str(),
         "expiresIn": s.rooms.join_token_ttl.as_secs(),
     }))
 }

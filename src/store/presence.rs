@@ -198,22 +198,6 @@ impl Store {
         Ok(corrections)
     }
 
-    pub async fn egress_for_room(&self, room: &str) -> Result<Vec<Egress>> {
-        let rows = sqlx::query("SELECT egress_id, room_name, status FROM egress WHERE room_name = $1 ORDER BY updated_at")
-            .bind(room)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Egress {
-                    egress_id: r.try_get("egress_id")?,
-                    room_name: r.try_get("room_name")?,
-                    status: r.try_get("status")?,
-                })
-            })
-            .collect()
-    }
-
     /// How many webhook events were applied (each id once).
     pub async fn webhook_event_count(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_events")
