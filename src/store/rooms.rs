@@ -138,18 +138,33 @@ impl Store {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let name: String = row.try_get("name")?;
-            let full = self.room_by_name(&name).await?;
-            if let Some(room) = full {
-                out.push(RoomSummary {
-                    room,
+        let mut moderators = self.all_moderators().await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                Ok(RoomSummary {
+                    room: room(row, moderators.remove(&id).unwrap_or_default())?,
                     participants: row.try_get("participant_count")?,
-                });
-            }
+                })
+            })
+            .collect()
+    }
+
+    /// Moderators of every room, by room id, in one query (listing must not cost a query per room).
+    async fn all_moderators(&self) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        let rows =
+            sqlx::query("SELECT room_id, user_id FROM room_moderators ORDER BY room_id, user_id")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut by_room: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for r in &rows {
+            by_room
+                .entry(r.try_get("room_id")?)
+                .or_default()
+                .push(r.try_get("user_id")?);
         }
-        Ok(out)
+        Ok(by_room)
     }
 
     pub async fn ban(&self, room_id: &str, identity: &str) -> Result<()> {
