@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use backoff::Backoff;
+use backoff::Backoff;
 use child::{Process, Spawner};
 
 use crate::config::Supervision;
