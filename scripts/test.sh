@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh
+# The test PostgreSQL is ours for this run only: stop it afterwards so that it cannot hold the
+# port against the next checkout (CI clones afresh each time).
+trap 'scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
 BEDRUD_TEST_POSTGRES=$(scripts/postgres.sh url)
 export BEDRUD_TEST_POSTGRES
 cargo fmt --all -- --check
