@@ -39,6 +39,12 @@ enum Command {
         #[command(subcommand)]
         command: LivekitCommand,
     },
+    /// Check this installation against the troubleshooting tables; exit 1 on any FAIL
+    Doctor {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage accounts
     User {
         #[command(subcommand)]
@@ -118,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ttl,
                 },
         } => livekit_token(load(cli.config, &env)?, &room, &identity, &ttl),
+        Command::Doctor { json } => doctor(load(cli.config, &env)?, json),
         Command::User {
             command: UserCommand::CreateAdmin { email, name },
         } => create_admin(load(cli.config, &env)?, &email, &name),
@@ -326,4 +333,23 @@ fn webhook_config(config: Config) -> anyhow::Result<ExitCode> {
     println!("  urls:");
     println!("    - {scheme}://{host}{port}/api/livekit/webhook");
     Ok(ExitCode::SUCCESS)
+}
+
+fn doctor(config: Config, json: bool) -> anyhow::Result<ExitCode> {
+    crate::install_tls_provider();
+    let livekit_config_env = std::env::var_os("LIVEKIT_CONFIG").is_some_and(|v| !v.is_empty());
+    let findings = runtime()?.block_on(crate::doctor::run(&config, livekit_config_env));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        print!("{}", crate::doctor::render(&findings));
+    }
+    let failed = findings
+        .iter()
+        .any(|f| f.level == crate::doctor::Level::Fail);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

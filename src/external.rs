@@ -58,7 +58,7 @@ pub async fn watch(
     }
 }
 
-async fn check(client: &reqwest::Client, url: &str) -> Result<(), String> {
+pub async fn check(client: &reqwest::Client, url: &str) -> Result<(), String> {
     let resp = client
         .get(url)
         .send()

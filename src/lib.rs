@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod embedded;
 pub mod external;
 pub mod http;

@@ -35,43 +35,6 @@ impl StandaloneLiveKit {
     }
 }
 
-/// A TLS terminator in front of LiveKit (socat), with a self-signed certificate, as an
-/// administrator's reverse proxy would be.
-struct TlsProxy {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl TlsProxy {
-    fn start(dir: &std::path::Path, upstream: u16) -> TlsProxy {
-        let (cert, key) = self_signed(dir, &["lk.bedrud.test"]);
-        let port = free_port(false);
-        let socat = ["/usr/bin/socat", "/bin/socat"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .expect("socat is not installed: apt-get install socat (scripts/setup.sh installs it)");
-        let listen = format!(
-            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
-            cert.display(),
-            key.display()
-        );
-        let child = Command::new(socat)
-            .args([listen, format!("TCP:127.0.0.1:{upstream}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        TlsProxy { child, port }
-    }
-}
-
-impl Drop for TlsProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn external_config(sb: &Sandbox, ws: &str, internal: &str, extra: &str) -> String {
     format!(
         "server:\n  bindAddress: 127.0.0.1\n  port: {}\n  dataDir: {}\nlivekit:\n  embedded: false\n  host: {ws}\n  internalHost: {internal}\n  apiKey: APIext\n  apiSecret: {SECRET}\n{extra}",

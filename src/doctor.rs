@@ -1,0 +1,409 @@
+//! `bedrud doctor`: the troubleshooting tables of the Bedrud documentation, checked on this host.
+//! Each check answers OK, WARN or FAIL with the cause and the fix, in the words of the tables.
+//! (A too-short API secret is refused by config validation before any check runs.)
+
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Config, Mode};
+use crate::{livekit_binary, node_ip, supervisor};
+
+const NET_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub level: Level,
+    pub cause: String,
+    /// Empty when there is nothing to fix.
+    pub fix: String,
+}
+
+fn ok(check: &'static str, cause: impl Into<String>) -> Finding {
+    Finding {
+        check,
+        level: Level::Ok,
+        cause: cause.into(),
+        fix: String::new(),
+    }
+}
+
+fn bad(
+    check: &'static str,
+    level: Level,
+    cause: impl Into<String>,
+    fix: impl Into<String>,
+) -> Finding {
+    Finding {
+        check,
+        level,
+        cause: cause.into(),
+        fix: fix.into(),
+    }
+}
+
+/// Runs every check that applies to this configuration.
+pub async fn run(config: &Config, env_livekit_config: bool) -> Vec<Finding> {
+    let mut out = vec![livekit_config_env(env_livekit_config)];
+    match &config.livekit.mode {
+        Mode::Embedded(e) => {
+            out.push(binary(e.binary_path.as_deref()).await);
+            if bedrud_running(config).await {
+                out.push(ok(
+                    "LiveKit ports free",
+                    "bedrud is running here: its LiveKit holds the ports",
+                ));
+            } else {
+                out.extend(ports(config));
+            }
+            out.push(node_ip_reachability(config));
+            if let Some(path) = &e.static_config {
+                out.extend(static_config(path));
+            }
+        }
+        Mode::External => out.push(internal_host(config).await),
+    }
+    out.push(webhooks(config).await);
+    out
+}
+
+fn livekit_config_env(set: bool) -> Finding {
+    let check = "LIVEKIT_CONFIG environment variable";
+    if set {
+        bad(
+            check,
+            Level::Warn,
+            "LIVEKIT_CONFIG is set in this environment; livekit-server reads it and it beats --config",
+            "Unset LIVEKIT_CONFIG (bedrud starts LiveKit with a clean environment, but a LiveKit you run by hand would use it)",
+        )
+    } else {
+        ok(check, "not set")
+    }
+}
+
+async fn binary(configured: Option<&Path>) -> Finding {
+    let check = "livekit-server binary";
+    let fix = "Ensure the binary exists and is executable (scripts/install-livekit.sh, or the package's /usr/lib/bedrud/livekit-server); check bedrud's logs";
+    match livekit_binary::locate(configured) {
+        Err(e) => bad(
+            check,
+            Level::Fail,
+            format!("Embedded LiveKit not starting: {e}"),
+            fix,
+        ),
+        Ok(path) => match livekit_binary::probe_version(&path).await {
+            Ok(v) => ok(check, format!("{} (version {v})", path.display())),
+            Err(e) => bad(check, Level::Fail, e.to_string(), fix),
+        },
+    }
+}
+
+/// Whether a bedrud answers on this host's API port (then LiveKit's ports are its own).
+async fn bedrud_running(config: &Config) -> bool {
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://127.0.0.1:{}/health", config.server.port);
+    let Ok(client) = crate::external::client(true) else {
+        return false;
+    };
+    matches!(client.get(&url).send().await, Ok(r) if r.status() == reqwest::StatusCode::OK)
+}
+
+/// Ports embedded LiveKit needs, already taken by another process.
+fn ports(config: &Config) -> Vec<Finding> {
+    let Some(e) = config.embedded() else {
+        return Vec::new();
+    };
+    if e.static_config.is_some() {
+        return Vec::new();
+    }
+    let mut claims = vec![
+        supervisor::PortClaim {
+            port: e.port,
+            udp: false,
+            key: "livekit.port",
+        },
+        supervisor::PortClaim {
+            port: e.rtc_tcp_port,
+            udp: false,
+            key: "livekit.rtcTcpPort",
+        },
+    ];
+    if e.turn.enabled {
+        claims.push(supervisor::PortClaim {
+            port: e.turn.udp_port,
+            udp: true,
+            key: "livekit.turnUdpPort",
+        });
+        if config.server.tls.is_some() {
+            claims.push(supervisor::PortClaim {
+                port: e.turn.tls_port,
+                udp: false,
+                key: "livekit.turnTlsPort",
+            });
+        }
+    }
+    claims
+        .into_iter()
+        .map(|c| {
+            let check = "LiveKit ports free";
+            match supervisor::check_ports(std::slice::from_ref(&c)) {
+                Ok(()) => ok(check, format!("port {} ({})", c.port, c.key)),
+                Err(e) => bad(
+                    check,
+                    Level::Fail,
+                    format!("Port {} already in use: {e}", c.port),
+                    format!("Change {} or stop the other process (if bedrud itself is running, this is its LiveKit)", c.key),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// "Clients connect via relay unnecessarily: node_ip is a private IP behind NAT".
+fn node_ip_reachability(config: &Config) -> Finding {
+    let check = "node_ip reachable by clients";
+    let Some(e) = config.embedded() else {
+        return ok(check, "external mode");
+    };
+    let chosen = node_ip::resolve(e.node_ip, &config.server.host, &node_ip::System);
+    let public_host = config
+        .server
+        .host
+        .parse::<IpAddr>()
+        .ok()
+        .is_some_and(|ip| !is_private(&ip) && node_ip::is_usable(&ip));
+    if public_host && is_private(&chosen.ip) {
+        return bad(
+            check,
+            Level::Warn,
+            format!(
+                "node_ip {} (from {}) is a private address while server.host {} is public: clients behind NAT cannot reach it",
+                chosen.ip, chosen.rule, config.server.host
+            ),
+            "Set livekit.nodeIP to the public IP (or leave it empty so server.host is used)",
+        );
+    }
+    if chosen.ip.is_loopback() && !config.server.host.is_empty() {
+        return bad(
+            check,
+            Level::Warn,
+            format!("node_ip is {}: only this host can connect media", chosen.ip),
+            "Set livekit.nodeIP to the address clients reach this host at",
+        );
+    }
+    ok(check, format!("{} (from {})", chosen.ip, chosen.rule))
+}
+
+fn is_private(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// The startup crashes of the tables, found in a static LiveKit config before LiveKit hits them.
+fn static_config(path: &Path) -> Vec<Finding> {
+    let check = "static LiveKit config";
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![bad(
+                check,
+                Level::Fail,
+                format!("cannot read {}: {e}", path.display()),
+                "Fix livekit.configPath",
+            )]
+        }
+    };
+    let doc: yaml_serde::Value = match yaml_serde::from_str(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![bad(
+                check,
+                Level::Fail,
+                format!("YAML parsing error in {}: {e}", path.display()),
+                "Incorrect YAML indentation or syntax: validate the file",
+            )]
+        }
+    };
+    let mut out = Vec::new();
+    if doc.get("tls").is_some() {
+        out.push(bad(
+            "top-level tls: key",
+            Level::Fail,
+            "field tls not found on startup: LiveKit v1.12+ removed the top-level tls: config field",
+            "Remove the tls: block from the LiveKit YAML; use http:// / ws:// in bedrud's config",
+        ));
+    }
+    let rtc = doc.get("rtc");
+    let external_ip = rtc
+        .and_then(|r| r.get("use_external_ip"))
+        .and_then(|v| v.as_bool())
+        == Some(true);
+    if external_ip {
+        out.push(bad(
+            "use_external_ip",
+            Level::Warn,
+            "use_external_ip: true needs outbound STUN; without it LiveKit crash-loops with \"could not resolve external IP\"",
+            "Set node_ip: <address> under rtc: and use_external_ip: false",
+        ));
+    }
+    let turn = doc.get("turn");
+    let tls_port = turn
+        .and_then(|t| t.get("tls_port"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
+        > 0;
+    let field = |k: &str| {
+        turn.and_then(|t| t.get(k))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let external_tls = turn
+        .and_then(|t| t.get("external_tls"))
+        .and_then(|v| v.as_bool())
+        == Some(true);
+    if tls_port
+        && (field("domain").is_empty()
+            || (!external_tls && (field("cert_file").is_empty() || field("key_file").is_empty())))
+    {
+        out.push(bad(
+            "TURN TLS",
+            Level::Fail,
+            "LiveKit exits with \"TURN domain required\": turn.tls_port is set but no domain or TLS cert/key",
+            "Add domain: under turn:, provide cert_file/key_file, or remove tls_port for UDP-only TURN",
+        ));
+    }
+    if let Some(address) = doc
+        .get("redis")
+        .and_then(|r| r.get("address"))
+        .and_then(|v| v.as_str())
+    {
+        out.push(redis(address));
+    }
+    if out.is_empty() {
+        out.push(ok(
+            check,
+            format!("{} has none of the known startup problems", path.display()),
+        ));
+    }
+    out
+}
+
+fn redis(address: &str) -> Finding {
+    let check = "Redis";
+    let reachable = address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .is_some_and(|sa| TcpStream::connect_timeout(&sa, NET_TIMEOUT).is_ok());
+    if reachable {
+        ok(check, format!("{address} answers"))
+    } else {
+        bad(
+            check,
+            Level::Fail,
+            format!("Redis connection fails: {address} is unreachable or wrong"),
+            "Verify redis.address: in the LiveKit YAML; check that Redis is running and reachable",
+        )
+    }
+}
+
+async fn internal_host(config: &Config) -> Finding {
+    let check = "LiveKit server API (internalHost)";
+    let Some(url) = &config.livekit.internal_host else {
+        return bad(
+            check,
+            Level::Fail,
+            "livekit.internalHost is not set",
+            "Set livekit.internalHost",
+        );
+    };
+    let client = match crate::external::client(config.livekit.skip_tls_verify) {
+        Ok(c) => c,
+        Err(e) => return bad(check, Level::Fail, e.to_string(), ""),
+    };
+    match crate::external::check(&client, &format!("{url}/")).await {
+        Ok(()) => ok(check, format!("{url} answers")),
+        Err(e) if e.contains("skipTLSVerify") => bad(
+            check,
+            Level::Fail,
+            format!("Self-signed cert errors with external LiveKit: {e}"),
+            "Set skipTLSVerify: true in bedrud's livekit: config (and trust the certificate on this host for the server API)",
+        ),
+        Err(e) => bad(
+            check,
+            Level::Fail,
+            format!("Admin dashboard shows \"LiveKit disconnected\": bedrud can't reach LiveKit's HTTP API: {e}"),
+            format!("Verify internalHost in config; run curl {url}/ from this host; check the firewall"),
+        ),
+    }
+}
+
+/// "Database shows stale active participants after disconnect": webhook not configured.
+async fn webhooks(config: &Config) -> Finding {
+    let check = "webhooks received";
+    let store = match crate::app::open_store(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            return bad(
+                check,
+                Level::Fail,
+                format!("cannot open the database: {e:#}"),
+                "Fix database.url",
+            )
+        }
+    };
+    let events = store.webhook_event_count().await.unwrap_or(0);
+    let rooms = store
+        .tracked_room_names()
+        .await
+        .map(|r| r.len())
+        .unwrap_or(0);
+    store.close().await;
+    match (events, rooms) {
+        (0, r) if r > 0 => bad(
+            check,
+            Level::Fail,
+            "bedrud knows of live meetings but no webhook has ever reached it: participants are never marked inactive",
+            "Add the webhook: block to LiveKit's YAML (bedrud livekit webhook-config) and make port 443/8090 reachable from LiveKit",
+        ),
+        (0, _) => ok(check, "none yet (no meeting has run)"),
+        (n, _) => ok(check, format!("{n} events received")),
+    }
+}
+
+/// The report as a human reads it.
+pub fn render(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    for f in findings {
+        let level = match f.level {
+            Level::Ok => "OK  ",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        out.push_str(&format!("{level}  {}: {}\n", f.check, f.cause));
+        if !f.fix.is_empty() {
+            out.push_str(&format!("      fix: {}\n", f.fix));
+        }
+    }
+    out
+}

@@ -1,0 +1,272 @@
+//! `bedrud doctor` on hosts set up to trigger its checks, and on a healthy one.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+/// Runs `bedrud doctor --json`; returns (exit success, findings).
+fn doctor(sb: &Sandbox, envs: &[(&str, &str)]) -> (bool, Vec<Value>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bedrud"));
+    cmd.args([
+        "doctor",
+        "--json",
+        "--config",
+        sb.config_path().to_str().unwrap(),
+    ])
+    .env_clear()
+    .env("PATH", "/usr/bin:/bin")
+    .env("TMPDIR", sb.tmp())
+    .stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let findings: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), findings)
+}
+
+fn find<'a>(findings: &'a [Value], check: &str) -> Vec<&'a Value> {
+    findings.iter().filter(|f| f["check"] == check).collect()
+}
+
+fn level_of(findings: &[Value], check: &str) -> String {
+    let f = find(findings, check);
+    assert!(!f.is_empty(), "no {check:?} finding in {findings:#?}");
+    f.iter()
+        .map(|f| f["level"].as_str().unwrap())
+        .max_by_key(|l| match *l {
+            "FAIL" => 2,
+            "WARN" => 1,
+            _ => 0,
+        })
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_healthy_embedded_host_is_all_ok() {
+    let sb = Sandbox::new();
+    sb.write_config(&sb.embedded_config(LIVEKIT, ""));
+    let (success, findings) = doctor(&sb, &[]);
+    for f in &findings {
+        assert_eq!(f["level"], "OK", "{f}");
+    }
+    assert!(success);
+    assert!(level_of(&findings, "livekit-server binary") == "OK");
+    let binary = &find(&findings, "livekit-server binary")[0]["cause"];
+    assert!(
+        binary
+            .as_str()
+            .unwrap()
+            .contains(&format!("version {LIVEKIT}")),
+        "{binary}"
+    );
+}
+
+#[test]
+fn a_broken_embedded_host_gets_each_cause_and_fix() {
+    let sb = Sandbox::new();
+    let squatter = std::net::TcpListener::bind(("0.0.0.0", sb.ports.livekit)).unwrap();
+    let text = sb
+        .embedded_config(LIVEKIT, "")
+        .replace(
+            &livekit_bin(LIVEKIT).display().to_string(),
+            "/nonexistent/livekit-server",
+        )
+        .replace("nodeIP: 127.0.0.1", "nodeIP: 10.20.30.40")
+        .replacen("server:\n", "server:\n  host: 203.0.113.10\n", 1);
+    sb.write_config(&text);
+    let (success, findings) = doctor(&sb, &[("LIVEKIT_CONFIG", "port: 7880")]);
+    assert!(!success, "any FAIL makes doctor exit non-zero");
+    assert_eq!(level_of(&findings, "livekit-server binary"), "FAIL");
+    assert_eq!(level_of(&findings, "LiveKit ports free"), "FAIL");
+    let port = find(&findings, "LiveKit ports free")
+        .into_iter()
+        .find(|f| f["level"] == "FAIL")
+        .unwrap();
+    assert!(
+        port["cause"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Port {} already in use", sb.ports.livekit)),
+        "{port}"
+    );
+    assert!(
+        port["fix"].as_str().unwrap().contains("livekit.port"),
+        "{port}"
+    );
+    assert_eq!(level_of(&findings, "node_ip reachable by clients"), "WARN");
+    assert_eq!(
+        level_of(&findings, "LIVEKIT_CONFIG environment variable"),
+        "WARN"
+    );
+    drop(squatter);
+}
+
+#[test]
+fn a_static_livekit_config_with_the_classic_mistakes() {
+    let sb = Sandbox::new();
+    let dead_redis = free_port(false);
+    let static_cfg = sb.path().join("livekit.yaml");
+    std::fs::write(
+        &static_cfg,
+        livekit_yaml(&sb.ports, "APItest")
+            .replace("use_external_ip: false", "use_external_ip: true")
+            + &format!("tls:\n  cert: x\nredis:\n  address: 127.0.0.1:{dead_redis}\n"),
+    )
+    .unwrap();
+    sb.write_config(&sb.embedded_config(
+        LIVEKIT,
+        &format!("  configPath: {}\n", static_cfg.display()),
+    ));
+    let (success, findings) = doctor(&sb, &[]);
+    assert!(!success);
+    assert_eq!(level_of(&findings, "top-level tls: key"), "FAIL");
+    assert_eq!(level_of(&findings, "use_external_ip"), "WARN");
+    assert_eq!(level_of(&findings, "Redis"), "FAIL");
+    let tls = &find(&findings, "top-level tls: key")[0];
+    assert!(
+        tls["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Remove the tls: block"),
+        "{tls}"
+    );
+}
+
+#[test]
+fn turn_tls_without_a_domain_is_caught() {
+    let sb = Sandbox::new();
+    let static_cfg = sb.path().join("livekit.yaml");
+    std::fs::write(
+        &static_cfg,
+        livekit_yaml(&sb.ports, "APItest") + "  tls_port: 5349\n",
+    )
+    .unwrap();
+    sb.write_config(&sb.embedded_config(
+        LIVEKIT,
+        &format!("  configPath: {}\n", static_cfg.display()),
+    ));
+    let (_, findings) = doctor(&sb, &[]);
+    assert_eq!(level_of(&findings, "TURN TLS"), "FAIL");
+}
+
+#[test]
+fn external_livekit_unreachable_or_untrusted() {
+    let sb = Sandbox::new();
+    let closed = free_port(false);
+    let external = |internal: &str, extra: &str| {
+        format!(
+            "server:\n  bindAddress: 127.0.0.1\n  port: {}\n  dataDir: {}\nlivekit:\n  external: true\n  host: ws://127.0.0.1:{closed}\n  internalHost: {internal}\n  apiKey: APIext\n  apiSecret: {SECRET}\n{extra}",
+            sb.ports.api,
+            sb.path().join("data").display()
+        )
+    };
+    sb.write_config(&external(&format!("http://127.0.0.1:{closed}"), ""));
+    let (success, findings) = doctor(&sb, &[]);
+    assert!(!success);
+    let api = &find(&findings, "LiveKit server API (internalHost)")[0];
+    assert_eq!(api["level"], "FAIL");
+    assert!(
+        api["cause"]
+            .as_str()
+            .unwrap()
+            .contains("LiveKit disconnected"),
+        "{api}"
+    );
+
+    // A LiveKit behind a TLS terminator with a self-signed certificate.
+    let lk_dir = tempfile::tempdir().unwrap();
+    let lk_ports = Ports::new();
+    let lk_cfg = lk_dir.path().join("lk.yaml");
+    std::fs::write(&lk_cfg, livekit_yaml(&lk_ports, "APIext")).unwrap();
+    let mut lk = Command::new(livekit_bin(LIVEKIT))
+        .arg("--config")
+        .arg(&lk_cfg)
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proxy = TlsProxy::start(lk_dir.path(), lk_ports.livekit);
+    let https = format!("https://127.0.0.1:{}", proxy.port);
+    sb.write_config(&external(&https, ""));
+    let api = wait_for_finding(&sb, "LiveKit server API (internalHost)", |f| {
+        f["cause"].as_str().unwrap().contains("certificate")
+    });
+    assert_eq!(api["level"], "FAIL");
+    assert!(
+        api["fix"].as_str().unwrap().contains("skipTLSVerify: true"),
+        "{api}"
+    );
+    sb.write_config(&external(&https, "  skipTLSVerify: true\n"));
+    let api = wait_for_finding(&sb, "LiveKit server API (internalHost)", |f| {
+        f["level"] == "OK"
+    });
+    assert!(api["cause"].as_str().unwrap().contains("answers"));
+    let _ = lk.kill();
+    let _ = lk.wait();
+}
+
+/// LiveKit takes a moment to listen after its spawn; doctor is asked again until it does.
+fn wait_for_finding(sb: &Sandbox, check: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, findings) = doctor(sb, &[]);
+        if let Some(f) = find(&findings, check).into_iter().find(|f| wanted(f)) {
+            return f.clone();
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "doctor never reported the expected {check}: {findings:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn live_meetings_without_any_webhook_are_flagged() {
+    let sb = Sandbox::new();
+    sb.write_config(&sb.embedded_config(LIVEKIT, ""));
+    // State as reconciliation leaves it when LiveKit never sends webhooks.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let data = sb.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let store = bedrud::store::Store::connect(&bedrud::store::default_url(&data))
+            .await
+            .unwrap();
+        let u = store
+            .create_user("o@example.test", "O", "h", bedrud::store::Role::User)
+            .await
+            .unwrap();
+        let room = bedrud::store::NewRoom {
+            name: "standup".into(),
+            owner_id: u.id,
+            is_public: true,
+            max_participants: 5,
+            allow_video: true,
+            allow_audio: true,
+            allow_screen_share: true,
+            allow_guests: false,
+            moderators: vec![],
+        };
+        store.create_room(&room).await.unwrap();
+        store.sync_room("standup", "RM_1", &[]).await.unwrap();
+        store.close().await;
+    });
+    let (success, findings) = doctor(&sb, &[]);
+    assert!(!success);
+    let w = &find(&findings, "webhooks received")[0];
+    assert_eq!(w["level"], "FAIL");
+    assert!(w["fix"].as_str().unwrap().contains("webhook-config"), "{w}");
+}
