@@ -243,7 +243,7 @@ fn static_config(path: &Path) -> Vec<Finding> {
             )]
         }
     };
-    let mut out = Vec::new();
+    let mut out = unknown_keys(&doc);
     if doc.get("tls").is_some() {
         out.push(bad(
             "top-level tls: key",
@@ -306,6 +306,64 @@ fn static_config(path: &Path) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// Top-level keys of livekit-server's config (v1.11–v1.13 `config.Config`); it rejects others.
+const LIVEKIT_TOP_LEVEL_KEYS: &[&str] = &[
+    "port",
+    "bind_addresses",
+    "prometheus_port",
+    "prometheus",
+    "debug_handler",
+    "rtc",
+    "redis",
+    "audio",
+    "video",
+    "room",
+    "turn",
+    "ingress",
+    "sip",
+    "webhook",
+    "node_selector",
+    "key_file",
+    "keys",
+    "region",
+    "signal_relay",
+    "psrpc",
+    "log_level",
+    "logging",
+    "limit",
+    "agents",
+    "development",
+    "metric",
+    "trace",
+    "node_stats",
+    "enable_data_tracks",
+    "enable_participant_data_blob",
+    "api",
+];
+
+fn unknown_keys(doc: &yaml_serde::Value) -> Vec<Finding> {
+    let Some(map) = doc.as_mapping() else {
+        return Vec::new();
+    };
+    map.keys()
+        .filter_map(|k| k.as_str())
+        // tls gets its own finding, with the version history behind it.
+        .filter(|k| *k != "tls" && !LIVEKIT_TOP_LEVEL_KEYS.contains(k))
+        .map(|k| {
+            bad(
+                "unknown LiveKit config key",
+                Level::Fail,
+                format!(
+                    "LiveKit exits on startup with \"field {k} not found in type config.Config\""
+                ),
+                format!(
+                    "Remove {k}: from the LiveKit YAML (LiveKit rejects keys it does not know)"
+                ),
+            )
+        })
+        .collect()
 }
 
 fn redis(address: &str) -> Finding {

@@ -36,20 +36,31 @@ pub const NO_WEBHOOKS: &str = "LiveKit reports participants but no webhook has r
     that LiveKit can reach /api/livekit/webhook; until then state is only as fresh as reconciliation";
 
 impl Reconciler {
-    /// Runs until `stop`: every `interval`, and as soon as LiveKit is ready after a restart.
+    /// Runs until `stop`: every `interval`, and as soon as LiveKit is ready again after a restart
+    /// or an outage.
     pub async fn run(mut self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_ready = self.status.borrow().is_ready();
+        let mut ever_ready = was_ready;
         let mut restarts_seen = self.status.borrow().restarts;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 changed = self.status.changed() => {
                     if changed.is_err() { break; }
-                    let s = self.status.borrow_and_update().clone();
-                    // Only a LiveKit that is back after a restart needs an immediate pass.
-                    if !(s.is_ready() && s.restarts != restarts_seen) { continue; }
-                    restarts_seen = s.restarts;
+                    let (ready, restarts) = {
+                        let s = self.status.borrow_and_update();
+                        (s.is_ready(), s.restarts)
+                    };
+                    // LiveKit back after a restart or an outage: whatever happened meanwhile
+                    // produced no webhooks, so compare now rather than at the next tick. (The
+                    // restart count catches a restart whose intermediate states were coalesced.)
+                    let back = ready && ever_ready && (!was_ready || restarts != restarts_seen);
+                    was_ready = ready;
+                    restarts_seen = restarts;
+                    ever_ready |= ready;
+                    if !back { continue; }
                 }
                 _ = stop.cancelled() => break,
             }

@@ -121,7 +121,7 @@ fn a_static_livekit_config_with_the_classic_mistakes() {
         &static_cfg,
         livekit_yaml(&sb.ports, "APItest")
             .replace("use_external_ip: false", "use_external_ip: true")
-            + &format!("tls:\n  cert: x\nredis:\n  address: 127.0.0.1:{dead_redis}\n"),
+            + &format!("tls:\n  cert: x\nredis:\n  address: 127.0.0.1:{dead_redis}\ncreate_room_enabled: true\n"),
     )
     .unwrap();
     sb.write_config(&sb.embedded_config(
@@ -133,6 +133,14 @@ fn a_static_livekit_config_with_the_classic_mistakes() {
     assert_eq!(level_of(&findings, "top-level tls: key"), "FAIL");
     assert_eq!(level_of(&findings, "use_external_ip"), "WARN");
     assert_eq!(level_of(&findings, "Redis"), "FAIL");
+    let unknown = &find(&findings, "unknown LiveKit config key")[0];
+    assert!(
+        unknown["cause"]
+            .as_str()
+            .unwrap()
+            .contains("field create_room_enabled not found"),
+        "{unknown}"
+    );
     let tls = &find(&findings, "top-level tls: key")[0];
     assert!(
         tls["fix"]
