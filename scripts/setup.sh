@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything bedrud's development and tests need on a fresh Debian machine; safe to re-run.
 #   system packages (as root, via apt-get): systemd (systemd-analyze), util-linux and iproute2
-#   (private network namespaces), socat (a TLS terminator in front of LiveKit), python3-venv
+#   (private network namespaces), socat (a TLS terminator in front of LiveKit), python3-venv,
+#   redis-server (the LiveKit cluster test)
 #   livekit-server at the pinned versions, built from its Go module (scripts/install-livekit.sh)
 #   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
 #   the Python livekit SDK in .tools/venv for real test participants (scripts/install-python.sh)
@@ -13,6 +14,7 @@ command -v systemd-analyze >/dev/null || need_packages+=(systemd)
 command -v unshare >/dev/null || need_packages+=(util-linux)
 command -v ip >/dev/null || need_packages+=(iproute2)
 command -v socat >/dev/null || need_packages+=(socat)
+command -v redis-server >/dev/null || need_packages+=(redis-server)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_packages+=(python3-venv)
 
 if [ "${#need_packages[@]}" -gt 0 ]; then

@@ -14,4 +14,4 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --lib --bins --tests --locked "$@"
 # Meetings with real WebRTC participants, inside a private network namespace (see netns-run.sh).
-scripts/netns-run.sh cargo test --offline --locked --test meeting "$@"
+scripts/netns-run.sh cargo test --offline --locked --test meeting --test cluster "$@"
