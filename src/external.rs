@@ -71,7 +71,7 @@ pub async fn check(client: &reqwest::Client, url: &str) -> Result<(), String> {
 }
 
 /// A certificate failure gets the key that fixes it; reqwest hides the cause in its source chain.
-fn describe(url: &str, e: &reqwest::Error) -> String {
+pub fn describe(url: &str, e: &reqwest::Error) -> String {
     let mut chain = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -80,7 +80,11 @@ fn describe(url: &str, e: &reqwest::Error) -> String {
         source = s.source();
     }
     if chain.contains("certificate") || chain.contains("UnknownIssuer") {
-        format!("{url}: TLS certificate not trusted ({chain}); set livekit.skipTLSVerify: true for a self-signed certificate")
+        format!(
+            "{url}: TLS certificate not trusted ({chain}); for a self-signed certificate set \
+             livekit.skipTLSVerify: true (health checks) and trust the certificate on this host \
+             (system store or SSL_CERT_FILE) for the server API"
+        )
     } else {
         format!("{url}: {chain}")
     }

@@ -39,7 +39,13 @@ fn classify(e: ServiceError) -> LkError {
         ServiceError::Twirp(ServerError::Twirp(code)) => {
             LkError::Refused(format!("{}: {}", code.code, code.msg))
         }
-        ServiceError::Twirp(ServerError::Request(r)) => LkError::Unavailable(r.to_string()),
+        ServiceError::Twirp(ServerError::Request(r)) => {
+            let url = r
+                .url()
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| "LiveKit".into());
+            LkError::Unavailable(crate::external::describe(&url, &r))
+        }
         other => LkError::Refused(other.to_string()),
     }
 }

@@ -5,6 +5,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::*;
+use serde_json::json;
 
 /// A livekit-server started by the test itself, as an administrator's separate server would be.
 struct StandaloneLiveKit {
@@ -129,5 +130,26 @@ fn a_self_signed_internal_host_needs_skip_tls_verify() {
         warnings.contains("always verifies certificates"),
         "the limit is stated: {warnings}"
     );
+    // The server API does not skip verification: a join (CreateRoom over https) fails…
+    let (token, _, _) = b.register("alice@example.test");
+    let room = json!({"name": "tls-room"});
+    assert_eq!(
+        b.call("POST", "/api/room/create", Some(&token), Some(room))
+            .0,
+        201
+    );
+    let join = json!({"roomName": "tls-room"});
+    let (st, r) = b.call("POST", "/api/room/join", Some(&token), Some(join.clone()));
+    assert_eq!(st, 503, "an untrusted certificate cannot pass: {r}");
+    assert!(r["error"].as_str().unwrap().contains("certificate"), "{r}");
+    assert!(b.terminate().success());
+
+    // …until the certificate is trusted on the host, as the warning says (here: SSL_CERT_FILE).
+    let cert = sb.path().join("cert.pem");
+    let mut b = sb.start(&[("SSL_CERT_FILE", cert.to_str().unwrap())]);
+    b.wait_ready();
+    let (token, _, _) = b.register("bob@example.test");
+    let (st, r) = b.call("POST", "/api/room/join", Some(&token), Some(join));
+    assert_eq!(st, 200, "{r}");
     assert!(b.terminate().success());
 }

@@ -605,7 +605,7 @@ pub struct TlsProxy {
 
 impl TlsProxy {
     pub fn start(dir: &std::path::Path, upstream: u16) -> TlsProxy {
-        let (cert, key) = self_signed(dir, &["lk.bedrud.test"]);
+        let (cert, key) = self_signed(dir, &["lk.bedrud.test", "127.0.0.1"]);
         let port = free_port(false);
         let socat = ["/usr/bin/socat", "/bin/socat"]
             .into_iter()
