@@ -16,10 +16,7 @@ struct Api {
 
 impl Api {
     fn start(extra: &str) -> Api {
-        let sb = Sandbox::new();
-        sb.write_config(&(sb.embedded_config(LIVEKIT, "") + extra));
-        let mut b = sb.start(&[]);
-        b.wait_ready();
+        let (b, sb) = ready_bedrud(extra);
         Api { b, _sb: sb }
     }
 

@@ -140,21 +140,7 @@ fn external_cluster_with_a_real_participant_and_a_node_killed_mid_meeting() {
     });
 
     // Moderation goes through node A's API to wherever the room lives.
-    let url = b.url(&format!("/api/room/clustered/mute/{bob_id}"));
-    b.wait_for("a successful mute", |_| {
-        match call("POST", &url, Some(&alice), None) {
-            (200, _) => Some(()),
-            (404, r)
-                if r["error"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("no microphone track") =>
-            {
-                None
-            }
-            (st, r) => panic!("mute answered {st}: {r}"),
-        }
-    });
+    mute_when_listed(&mut b, "clustered", &bob_id, &alice);
     p.wait_event("track_muted", |_| true);
 
     // Node A dies mid-meeting: bedrud says so; when A is back, bedrud reconciles at once.

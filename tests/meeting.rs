@@ -17,10 +17,7 @@ impl Meeting {
     /// bedrud with embedded LiveKit; `extra` is appended to the config.
     fn start(extra: &str) -> Meeting {
         require_private_network();
-        let sb = Sandbox::new();
-        sb.write_config(&(sb.embedded_config(LIVEKIT, "") + extra));
-        let mut b = sb.start(&[]);
-        b.wait_ready();
+        let (b, sb) = ready_bedrud(extra);
         Meeting { b, _sb: sb }
     }
 
@@ -154,23 +151,7 @@ fn moderators_mute_restrict_and_kick_and_a_kicked_person_stays_out() {
     );
     assert_eq!(st, 403);
 
-    // LiveKit lists a track a few milliseconds after the client sees it published: until then
-    // there is nothing to mute (404), which is the answer a moderator would get too.
-    let url = m.b.url(&format!("/api/room/town-hall/mute/{bob_id}"));
-    let r = m.b.wait_for("LiveKit to list bob's microphone", |_| {
-        match call("POST", &url, Some(&alice), None) {
-            (200, r) => Some(r),
-            (404, r)
-                if r["error"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("no microphone track") =>
-            {
-                None
-            }
-            (st, r) => panic!("mute answered {st}: {r}"),
-        }
-    });
+    let r = mute_when_listed(&mut m.b, "town-hall", &bob_id, &alice);
     assert_eq!(r["muted"][0], mic["sid"]);
     p.wait_event("track_muted", |e| e["sid"] == mic["sid"]);
 

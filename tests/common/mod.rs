@@ -654,3 +654,33 @@ pub fn require_private_network() {
          Run them with: scripts/netns-run.sh cargo test --test meeting   (scripts/test.sh does)"
     );
 }
+
+/// A bedrud with embedded LiveKit (the sandbox config plus `extra`), already ready.
+pub fn ready_bedrud(extra: &str) -> (Bedrud, Sandbox) {
+    let sb = Sandbox::new();
+    sb.write_config(&(sb.embedded_config(LIVEKIT, "") + extra));
+    let mut b = sb.start(&[]);
+    b.wait_ready();
+    (b, sb)
+}
+
+/// Mutes `identity`'s microphone as `token`'s holder. LiveKit lists a track a few milliseconds
+/// after the client sees it published; until then the answer is 404 "no microphone track",
+/// which is the answer a moderator would get too, so that one is waited out.
+pub fn mute_when_listed(b: &mut Bedrud, room: &str, identity: &str, token: &str) -> Value {
+    let url = b.url(&format!("/api/room/{room}/mute/{identity}"));
+    b.wait_for("LiveKit to list the microphone track", |_| {
+        match call("POST", &url, Some(token), None) {
+            (200, r) => Some(r),
+            (404, r)
+                if r["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("no microphone track") =>
+            {
+                None
+            }
+            (st, r) => panic!("mute answered {st}: {r}"),
+        }
+    })
+}
