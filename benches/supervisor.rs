@@ -5,7 +5,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -52,22 +51,14 @@ fn livekit_alone() -> Vec<Duration> {
             let cfg = dir.path().join("lk.yaml");
             std::fs::write(&cfg, livekit_yaml(&p, "APIb")).unwrap();
             let t0 = Instant::now();
-            let mut child = Command::new(livekit_bin(LIVEKIT))
-                .arg("--config")
-                .arg(&cfg)
-                .env_clear()
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let livekit = LiveKitProcess::start(&cfg);
             let url = format!("http://127.0.0.1:{}/", p.livekit);
             while get_status(&url) != Some(200) {
                 assert!(t0.elapsed() < PATIENCE, "livekit-server never answered");
                 std::thread::sleep(Duration::from_millis(2));
             }
             let took = t0.elapsed();
-            let _ = child.kill();
-            let _ = child.wait();
+            drop(livekit);
             took
         })
         .collect()

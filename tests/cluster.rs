@@ -46,19 +46,6 @@ fn redis(dir: &Path) -> (Proc, u16) {
     (Proc(child), port)
 }
 
-fn livekit_node(config: &Path) -> Proc {
-    Proc(
-        Command::new(livekit_bin(LIVEKIT))
-            .arg("--config")
-            .arg(config)
-            .env_clear()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
 #[test]
 fn external_cluster_with_a_real_participant_and_a_node_killed_mid_meeting() {
     require_private_network();
@@ -78,8 +65,8 @@ fn external_cluster_with_a_real_participant_and_a_node_killed_mid_meeting() {
             path
         })
         .collect();
-    let mut node_a = livekit_node(&configs[0]);
-    let _node_b = livekit_node(&configs[1]);
+    let mut node_a = LiveKitProcess::start(&configs[0]);
+    let _node_b = LiveKitProcess::start(&configs[1]);
 
     let a = nodes[0].livekit;
     sb.write_config(&format!(
@@ -153,8 +140,7 @@ fn external_cluster_with_a_real_participant_and_a_node_killed_mid_meeting() {
             .unwrap_or(0)
     };
     let runs_before = runs(&b);
-    let _ = node_a.0.kill();
-    let _ = node_a.0.wait();
+    node_a.kill();
     let body = b.wait_for("/ready to report the lost node", |b| match b.ready() {
         Some((503, body)) => Some(body),
         _ => None,
@@ -171,7 +157,7 @@ fn external_cluster_with_a_real_participant_and_a_node_killed_mid_meeting() {
     );
     assert_eq!(st, 503, "joins say LiveKit is down instead of hanging: {r}");
 
-    node_a = livekit_node(&configs[0]);
+    node_a = LiveKitProcess::start(&configs[0]);
     b.wait_ready();
     // A pass runs as soon as A is back (the periodic one is an hour away).
     b.wait_for("a reconciliation pass after the outage", |b| {

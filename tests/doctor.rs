@@ -197,14 +197,7 @@ fn external_livekit_unreachable_or_untrusted() {
     let lk_ports = Ports::new();
     let lk_cfg = lk_dir.path().join("lk.yaml");
     std::fs::write(&lk_cfg, livekit_yaml(&lk_ports, "APIext")).unwrap();
-    let mut lk = Command::new(livekit_bin(LIVEKIT))
-        .arg("--config")
-        .arg(&lk_cfg)
-        .env_clear()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _lk = LiveKitProcess::start(&lk_cfg);
     let proxy = TlsProxy::start(lk_dir.path(), lk_ports.livekit);
     let https = format!("https://127.0.0.1:{}", proxy.port);
     sb.write_config(&external(&https, ""));
@@ -221,8 +214,6 @@ fn external_livekit_unreachable_or_untrusted() {
         f["level"] == "OK"
     });
     assert!(api["cause"].as_str().unwrap().contains("answers"));
-    let _ = lk.kill();
-    let _ = lk.wait();
 }
 
 /// LiveKit takes a moment to listen after its spawn; doctor is asked again until it does.

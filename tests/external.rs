@@ -2,14 +2,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::*;
 use serde_json::json;
 
 /// A livekit-server started by the test itself, as an administrator's separate server would be.
 struct StandaloneLiveKit {
-    child: std::process::Child,
+    process: LiveKitProcess,
     port: u16,
     _dir: tempfile::TempDir,
 }
@@ -20,16 +18,8 @@ impl StandaloneLiveKit {
         let ports = Ports::new();
         let cfg = dir.path().join("livekit.yaml");
         std::fs::write(&cfg, livekit_yaml(&ports, "APIext")).unwrap();
-        let child = Command::new(livekit_bin(LIVEKIT))
-            .arg("--config")
-            .arg(&cfg)
-            .env_clear()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
         StandaloneLiveKit {
-            child,
+            process: LiveKitProcess::start(&cfg),
             port: ports.livekit,
             _dir: dir,
         }
@@ -42,13 +32,6 @@ fn external_config(sb: &Sandbox, ws: &str, internal: &str, extra: &str) -> Strin
         sb.ports.api,
         sb.path().join("data").display()
     )
-}
-
-impl Drop for StandaloneLiveKit {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -74,8 +57,7 @@ fn follows_an_external_livekit_and_reports_when_it_goes_away() {
     );
     assert!(sb.generated_files().is_empty());
 
-    lk.child.kill().unwrap();
-    lk.child.wait().unwrap();
+    lk.process.kill();
     let body = b.wait_for("/ready to report LiveKit unreachable", |b| {
         match b.ready() {
             Some((503, body)) => Some(body),

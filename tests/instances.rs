@@ -3,19 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use serde_json::json;
-
-struct LiveKit(std::process::Child);
-
-impl Drop for LiveKit {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn database() -> String {
     let out = Command::new(repo_root().join("scripts/postgres.sh"))
@@ -69,16 +60,7 @@ fn two_instances_share_state_and_apply_each_webhook_once() {
     );
     let lk_config = sa.path().join("livekit.yaml");
     std::fs::write(&lk_config, livekit_yaml(&lk_ports, "APIext") + &hooks).unwrap();
-    let _lk = LiveKit(
-        Command::new(livekit_bin(LIVEKIT))
-            .arg("--config")
-            .arg(&lk_config)
-            .env_clear()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _lk = LiveKitProcess::start(&lk_config);
     let config = |s: &Sandbox| {
         format!(
             "server:\n  bindAddress: 127.0.0.1\n  port: {}\n  dataDir: {}\ndatabase:\n  url: {db}\n\

@@ -684,3 +684,33 @@ pub fn mute_when_listed(b: &mut Bedrud, room: &str, identity: &str, token: &str)
         }
     })
 }
+
+/// A livekit-server the test runs itself (external mode, clusters, benchmarks), with an empty
+/// environment and its output discarded; killed when dropped.
+pub struct LiveKitProcess(Child);
+
+impl LiveKitProcess {
+    pub fn start(config: &Path) -> LiveKitProcess {
+        let child = Command::new(livekit_bin(LIVEKIT))
+            .arg("--config")
+            .arg(config)
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start livekit-server");
+        LiveKitProcess(child)
+    }
+
+    /// Kills it now (a node dying mid-meeting) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for LiveKitProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
