@@ -248,7 +248,8 @@ fn live_meetings_without_any_webhook_are_flagged() {
             .create_user("o@example.test", "O", "h", bedrud::store::Role::User)
             .await
             .unwrap();
-        let room = bedrud::store::NewRoom {
+        let room = bedrud::store::Room {
+            id: String::new(),
             name: "standup".into(),
             owner_id: u.id,
             is_public: true,
@@ -259,7 +260,7 @@ fn live_meetings_without_any_webhook_are_flagged() {
             allow_guests: false,
             moderators: vec![],
         };
-        store.create_room(&room).await.unwrap();
+        store.create_room(room).await.unwrap();
         store.sync_room("standup", "RM_1", &[]).await.unwrap();
         store.close().await;
     });

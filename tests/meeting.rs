@@ -13,22 +13,20 @@ struct Meeting {
     _sb: Sandbox,
 }
 
+/// The helpers of the running bedrud (`call`, `register`, `url`…) are the wrapper's own.
+impl std::ops::Deref for Meeting {
+    type Target = Bedrud;
+    fn deref(&self) -> &Bedrud {
+        &self.b
+    }
+}
+
 impl Meeting {
     /// bedrud with embedded LiveKit; `extra` is appended to the config.
     fn start(extra: &str) -> Meeting {
         require_private_network();
         let (b, sb) = ready_bedrud(extra);
         Meeting { b, _sb: sb }
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        self.b.call(method, path, token, body)
     }
 
     /// A new account: (access token, LiveKit identity).

@@ -2,7 +2,7 @@
 //! scripts/test.sh passes its URL in `$BEDRUD_TEST_POSTGRES`). Each test gets a fresh database.
 
 use bedrud::store::{
-    Applied, LiveParticipant, NewRoom, PresenceChange, RefreshUse, Role, Store, StoreError,
+    Applied, LiveParticipant, PresenceChange, RefreshUse, Role, Room, Store, StoreError,
 };
 
 /// A fresh, empty database of each kind, migrated.
@@ -35,8 +35,9 @@ async fn fresh_postgres() -> Store {
     Store::connect(&url).await.unwrap()
 }
 
-fn room(name: &str, owner: &str) -> NewRoom {
-    NewRoom {
+fn room(name: &str, owner: &str) -> Room {
+    Room {
+        id: String::new(),
         name: name.into(),
         owner_id: owner.into(),
         is_public: true,
@@ -147,12 +148,12 @@ async fn rooms_names_are_unique_and_settings_round_trip() {
         let mut new = room("standup", &owner.id);
         new.moderators = vec![m.id.clone()];
         new.is_public = false;
-        let created = s.create_room(&new).await.unwrap();
+        let created = s.create_room(new.clone()).await.unwrap();
         let loaded = s.room_by_name("standup").await.unwrap().unwrap();
         assert_eq!(created, loaded);
         assert!(!loaded.is_public && !loaded.allow_video && loaded.allow_audio);
         assert_eq!(loaded.moderators, vec![m.id.clone()]);
-        let taken = s.create_room(&room("standup", &m.id)).await;
+        let taken = s.create_room(room("standup", &m.id)).await;
         assert!(matches!(taken, Err(StoreError::Conflict("room name"))));
         assert_eq!(
             s.room_by_name("standup").await.unwrap().unwrap().owner_id,
@@ -164,7 +165,7 @@ async fn rooms_names_are_unique_and_settings_round_trip() {
             .create_user("z@x.test", "Z", "h", Role::User)
             .await
             .unwrap();
-        s.create_room(&room("public-one", &owner.id)).await.unwrap();
+        s.create_room(room("public-one", &owner.id)).await.unwrap();
         let visible: Vec<String> = s
             .list_rooms(&other.id, false)
             .await
@@ -200,7 +201,7 @@ async fn webhook_events_apply_once_and_only_to_known_rooms() {
             .create_user("o@x.test", "O", "h", Role::User)
             .await
             .unwrap();
-        s.create_room(&room("standup", &owner.id)).await.unwrap();
+        s.create_room(room("standup", &owner.id)).await.unwrap();
         let joined = PresenceChange::Joined {
             room: "standup".into(),
             participant: participant("u_a", "PA_1"),
@@ -289,7 +290,7 @@ async fn sync_room_fixes_drift_both_ways_and_counts_it() {
             .create_user("o@x.test", "O", "h", Role::User)
             .await
             .unwrap();
-        s.create_room(&room("standup", &owner.id)).await.unwrap();
+        s.create_room(room("standup", &owner.id)).await.unwrap();
         for (i, who) in ["u_gone", "u_stays"].iter().enumerate() {
             let change = PresenceChange::Joined {
                 room: "standup".into(),

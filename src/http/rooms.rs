@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::{require_livekit, ApiError, ApiResult, AppState, JsonBody, SignedIn};
 use crate::join_token::{self, Role};
 use crate::metrics::JoinLabels;
-use crate::store::{NewRoom, Room};
+use crate::store::Room;
 
 /// A LiveKit room created this recently is not created again on the next join.
 const ENSURED_FOR: Duration = Duration::from_secs(60);
@@ -90,7 +90,8 @@ pub async fn create(
         })?;
         moderators.push(user.id);
     }
-    let new = NewRoom {
+    let new = Room {
+        id: String::new(),
         name: body.name.clone(),
         owner_id: who.id().to_string(),
         is_public: body.is_public,
@@ -104,7 +105,7 @@ pub async fn create(
     // A taken name fails here, before anything touches LiveKit (and its live room of that name).
     let room = s
         .store
-        .create_room(&new)
+        .create_room(new)
         .await
         .map_err(|e| match ApiError::from(e) {
             ApiError::Conflict(_) => {

@@ -12,7 +12,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use presence::{Applied, Egress, LiveParticipant, PresenceChange};
-pub use rooms::{NewRoom, Room, RoomSummary};
+pub use rooms::{Room, RoomSummary};
 pub use users::{RefreshUse, Role, User};
 
 #[derive(Debug, thiserror::Error)]

@@ -24,19 +24,6 @@ pub struct Room {
     pub moderators: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct NewRoom {
-    pub name: String,
-    pub owner_id: String,
-    pub is_public: bool,
-    pub max_participants: i64,
-    pub allow_video: bool,
-    pub allow_audio: bool,
-    pub allow_screen_share: bool,
-    pub allow_guests: bool,
-    pub moderators: Vec<String>,
-}
-
 /// A room as listed: its settings and how many people are in its meeting now.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -62,8 +49,8 @@ fn room(row: &AnyRow, moderators: Vec<String>) -> Result<Room> {
 }
 
 impl Store {
-    /// Creates a room; a taken name is `Conflict` and changes nothing.
-    pub async fn create_room(&self, new: &NewRoom) -> Result<Room> {
+    /// Creates `new` (its `id` is assigned here); a taken name is `Conflict` and changes nothing.
+    pub async fn create_room(&self, new: Room) -> Result<Room> {
         let id = new_id();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -91,18 +78,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(Room {
-            id,
-            name: new.name.clone(),
-            owner_id: new.owner_id.clone(),
-            is_public: new.is_public,
-            max_participants: new.max_participants,
-            allow_video: new.allow_video,
-            allow_audio: new.allow_audio,
-            allow_screen_share: new.allow_screen_share,
-            allow_guests: new.allow_guests,
-            moderators: new.moderators.clone(),
-        })
+        Ok(Room { id, ..new })
     }
 
     pub async fn room_by_name(&self, name: &str) -> Result<Option<Room>> {
