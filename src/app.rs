@@ -62,10 +62,12 @@ impl Application {
         let store = open_store(&config).await?;
         let credentials = embedded::credentials(&config)?;
         let addr = (config.server.bind_address, config.server.port);
-        let listener = TcpListener::bind(addr).with_context(|| {
-            format!(
-                "cannot listen on {}:{} (server.bindAddress, server.port)",
-                addr.0, addr.1
+        let listener = TcpListener::bind(addr).map_err(|e| {
+            let hint = crate::systemd::low_port_hint(addr.1, &e).unwrap_or_default();
+            anyhow::anyhow!(
+                "cannot listen on {}:{} (server.bindAddress, server.port): {e}. {hint}",
+                addr.0,
+                addr.1
             )
         })?;
         let port = listener.local_addr()?.port();
@@ -162,14 +164,11 @@ impl Application {
             .internal_host
             .clone()
             .unwrap_or_else(|| format!("http://127.0.0.1:{livekit_port}"));
-        let public = c.livekit.host.clone().unwrap_or_else(|| {
-            let host = if c.server.host.is_empty() {
-                "127.0.0.1"
-            } else {
-                &c.server.host
-            };
-            format!("ws://{host}:{livekit_port}")
-        });
+        let public = crate::client_url::ClientUrl::new(
+            c.livekit.host.as_deref(),
+            &c.server.host,
+            livekit_port,
+        );
         let jwt_secret = match &c.auth.jwt_secret {
             Some(s) => s.clone(),
             None => keys::jwt_secret(&c.server.data_dir).context("auth.jwtSecret")?,
@@ -241,7 +240,10 @@ impl Application {
                     s.url = c.livekit.host.clone();
                     s.warnings.extend(warning);
                 });
-                let client = external::client(c.livekit.skip_tls_verify)?;
+                let client = external::client(c.livekit.skip_tls_verify).context(
+                    "cannot set up HTTPS for livekit.internalHost (are the system CA \
+                     certificates installed? Debian: ca-certificates)",
+                )?;
                 Ok((tokio::spawn(external::watch(url, client, status, stop)), 0))
             }
         }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::app::Application;
 use crate::config::{self, Config, Env, Mode};
@@ -15,7 +15,14 @@ use crate::{embedded, keys, livekit_binary, logging, node_ip};
 #[command(
     name = "bedrud",
     version,
-    about = "Control plane for a self-hosted LiveKit video-meeting service"
+    about = "Control plane for a self-hosted LiveKit video-meeting service",
+    long_about = "Control plane for a self-hosted LiveKit video-meeting service.\n\n\
+bedrud keeps accounts and rooms, issues the signed tokens that let a browser into a meeting, \
+moderates (kick, mute, permissions) and keeps its state true from LiveKit's webhooks. By \
+default it also runs and supervises livekit-server itself (embedded mode): it resolves the node \
+IP, writes LiveKit's config, starts it, restarts it when it dies and stops it cleanly. Installed \
+from the package, it runs as the systemd unit bedrud.service, as the bedrud user, with its \
+configuration in /etc/bedrud/config.yaml."
 )]
 struct Cli {
     /// Config file (default: $BEDRUD_CONFIG, else /etc/bedrud/config.yaml, else development defaults)
@@ -50,6 +57,24 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Secrets this host generates for itself
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages into a folder (used when building the packages)
+    #[command(hide = true)]
+    GenerateMan { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Generate the LiveKit API key pair and the token-signing secret in the data folder, unless
+    /// the configuration sets them. Runs at package install; running it again changes nothing.
+    /// Never prints a secret.
+    Init,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +117,11 @@ enum LivekitCommand {
     },
 }
 
+/// The command-line definition, for the man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -128,7 +158,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User {
             command: UserCommand::CreateAdmin { email, name },
         } => create_admin(load(cli.config, &env)?, &email, &name),
+        Command::Secrets {
+            command: SecretsCommand::Init,
+        } => secrets_init(load(cli.config, &env)?),
+        Command::Completions { shell } => {
+            crate::manual::completions(Cli::command(), shell, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenerateMan { dir } => {
+            for page in crate::manual::write_man_pages(Cli::command(), &dir)? {
+                println!("{}", page.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn secrets_init(config: Config) -> anyhow::Result<ExitCode> {
+    use keys::InitOutcome;
+    for (what, outcome) in keys::init(&config)? {
+        let line = match outcome {
+            InitOutcome::Configured => format!("set in {}", config.source),
+            InitOutcome::Generated(p) => format!("generated in {}", p.display()),
+            InitOutcome::Kept(p) => format!("kept (already in {})", p.display()),
+            InitOutcome::NotNeeded => "not needed (LiveKit brings its own keys)".into(),
+        };
+        println!("{what}: {line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load(path: Option<PathBuf>, env: &Env) -> anyhow::Result<Config> {

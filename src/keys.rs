@@ -110,7 +110,7 @@ fn write_private(target: &Path, text: &str) -> std::io::Result<()> {
 /// The secret that signs bedrud's own access tokens, generated once per host when the config
 /// gives none (`<dataDir>/jwt-secret`, mode 0600).
 pub fn jwt_secret(data_dir: &Path) -> Result<Secret, KeysError> {
-    let p = data_dir.join("jwt-secret");
+    let p = jwt_secret_path(data_dir);
     match std::fs::read_to_string(&p) {
         Ok(s) if s.trim().len() >= crate::config::MIN_SECRET_LEN => {
             return Ok(Secret::new(s.trim()))
@@ -128,6 +128,55 @@ pub fn jwt_secret(data_dir: &Path) -> Result<Secret, KeysError> {
     let secret = Alphanumeric.sample_string(&mut rand::rng(), 64);
     write_private(&p, &secret).map_err(|e| KeysError::Write { path: p, source: e })?;
     Ok(Secret::new(secret))
+}
+
+/// What `bedrud secrets init` found or did for one secret; never carries the value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// The config file sets it, so nothing is stored on the host.
+    Configured,
+    /// Generated just now, in this file.
+    Generated(PathBuf),
+    /// Generated earlier; kept as it is.
+    Kept(PathBuf),
+    /// Not needed in this mode (external LiveKit, or a static LiveKit config, brings its own keys).
+    NotNeeded,
+}
+
+/// Generates the secrets a config leaves empty, once per host: the package runs this at install
+/// so that the first start already has them, and running it again changes nothing.
+pub fn init(config: &crate::config::Config) -> Result<[(&'static str, InitOutcome); 2], KeysError> {
+    let dir = &config.server.data_dir;
+    let livekit = if config.livekit.credentials.is_some() {
+        InitOutcome::Configured
+    } else if config.embedded().is_none_or(|e| e.static_config.is_some()) {
+        InitOutcome::NotNeeded
+    } else {
+        match load_or_generate(dir)? {
+            (_, true) => InitOutcome::Generated(path(dir)),
+            (_, false) => InitOutcome::Kept(path(dir)),
+        }
+    };
+    let jwt = if config.auth.jwt_secret.is_some() {
+        InitOutcome::Configured
+    } else {
+        let p = jwt_secret_path(dir);
+        let existed = p.exists();
+        jwt_secret(dir)?;
+        if existed {
+            InitOutcome::Kept(p)
+        } else {
+            InitOutcome::Generated(p)
+        }
+    };
+    Ok([
+        ("livekit.apiKey/apiSecret", livekit),
+        ("auth.jwtSecret", jwt),
+    ])
+}
+
+fn jwt_secret_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("jwt-secret")
 }
 
 fn create_data_dir(data_dir: &Path) -> Result<(), KeysError> {
@@ -174,6 +223,39 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    fn config_in(dir: &Path, extra: &str) -> crate::config::Config {
+        let text = format!("server:\n  dataDir: {}\n{extra}", dir.display());
+        let source = crate::config::Source::File(dir.join("config.yaml"));
+        crate::config::parse(&text, &source, &crate::config::Env::default()).unwrap()
+    }
+
+    #[test]
+    fn init_generates_missing_secrets_once_and_never_touches_configured_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("state");
+        let [(_, lk), (_, jwt)] = init(&config_in(&data, "")).unwrap();
+        assert_eq!(lk, InitOutcome::Generated(path(&data)));
+        assert_eq!(jwt, InitOutcome::Generated(data.join("jwt-secret")));
+        let before = std::fs::read(path(&data)).unwrap();
+
+        let [(_, lk), (_, jwt)] = init(&config_in(&data, "")).unwrap();
+        assert_eq!(lk, InitOutcome::Kept(path(&data)));
+        assert_eq!(jwt, InitOutcome::Kept(data.join("jwt-secret")));
+        assert_eq!(std::fs::read(path(&data)).unwrap(), before);
+
+        let other = dir.path().join("other");
+        let set = "auth:\n  jwtSecret: 0123456789abcdef0123456789abcdef\nlivekit:\n  apiKey: APIx\n  apiSecret: 0123456789abcdef0123456789abcdef\n";
+        let [(_, lk), (_, jwt)] = init(&config_in(&other, set)).unwrap();
+        assert_eq!(
+            (lk, jwt),
+            (InitOutcome::Configured, InitOutcome::Configured)
+        );
+        assert!(
+            !other.exists(),
+            "nothing is stored when the config sets both"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod client_url;
 pub mod config;
 pub mod doctor;
 pub mod embedded;
@@ -15,6 +16,7 @@ pub mod livekit_binary;
 pub mod livekit_client;
 pub mod livekit_config;
 pub mod logging;
+pub mod manual;
 pub mod metrics;
 pub mod node_ip;
 pub mod rate_limit;

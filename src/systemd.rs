@@ -60,3 +60,30 @@ fn notify_status(summary: &str, first_ready: bool) {
 pub fn stopping(reason: &str) {
     notify(&[NotifyState::Stopping, NotifyState::Status(reason)]);
 }
+
+/// What to do when binding `port` failed with `err`: ports below 1024 need
+/// `CAP_NET_BIND_SERVICE`, which the unit grants only through a drop-in, because most
+/// installations use unprivileged ports and should not hold the capability at all.
+pub fn low_port_hint(port: u16, err: &std::io::Error) -> Option<String> {
+    (port != 0 && port < 1024 && err.kind() == std::io::ErrorKind::PermissionDenied).then(|| {
+        format!(
+            "port {port} is below 1024 and needs CAP_NET_BIND_SERVICE: run `systemctl edit bedrud`, \
+             add the lines of /usr/share/doc/bedrud/examples/low-port.conf, then restart bedrud"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_low_port_gets_the_capability_hint() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let hint = low_port_hint(443, &denied).unwrap();
+        assert!(hint.contains("CAP_NET_BIND_SERVICE") && hint.contains("systemctl edit bedrud"));
+        assert_eq!(low_port_hint(443, &in_use), None);
+        assert_eq!(low_port_hint(8090, &denied), None);
+    }
+}

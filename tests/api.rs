@@ -235,7 +235,26 @@ fn rooms_create_list_taken_names_and_token_grants() {
         Some(json!({"roomName": "no-video"})),
     );
     assert_eq!(st, 200, "{join}");
-    assert!(join["livekitHost"].as_str().unwrap().starts_with("ws://"));
+    // No livekit.host or server.host: clients are sent to the host they reached bedrud at.
+    let lk_port = api._sb.ports.livekit;
+    assert_eq!(join["livekitHost"], format!("ws://127.0.0.1:{lk_port}"));
+    let (st, via_name) = call_with(
+        "POST",
+        &api.url("/api/room/join"),
+        &[
+            ("Authorization", Some(format!("Bearer {alice}"))),
+            (
+                "Host",
+                Some(format!("meet.example.test:{}", api._sb.ports.api)),
+            ),
+        ],
+        Some(json!({"roomName": "no-video"}).to_string().into_bytes()),
+    );
+    assert_eq!(st, 200, "{via_name}");
+    assert_eq!(
+        via_name["livekitHost"],
+        format!("ws://meet.example.test:{lk_port}")
+    );
     let claims = jwt_claims(join["token"].as_str().unwrap());
     assert_eq!(claims["sub"], format!("u_{alice_id}"));
     assert_eq!(claims["iss"], "APItest");

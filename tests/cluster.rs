@@ -48,7 +48,7 @@ fn redis(dir: &Path) -> (Proc, u16) {
 
 #[test]
 fn external_cluster_with_a_real_participant_and_a_node_killed_mid_meeting() {
-    require_private_network();
+    require_private_network("cluster");
     let sb = Sandbox::new();
     let (_redis, redis_port) = redis(sb.path());
     let nodes = [Ports::new(), Ports::new()];

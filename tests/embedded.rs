@@ -336,3 +336,21 @@ fn no_config_file_means_loopback_development_defaults() {
 fn yaml(p: &std::path::Path) -> yaml_serde::Value {
     yaml_serde::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
+
+#[test]
+fn embedded_mode_needs_no_system_ca_certificates() {
+    // A minimal host may have no CA store at all (Debian without ca-certificates). Embedded
+    // mode only talks plain HTTP to its own LiveKit on loopback, so it must still start.
+    let sb = Sandbox::new();
+    sb.write_config(&sb.embedded_config(LIVEKIT, ""));
+    let empty = sb.path().join("no-ca-certificates");
+    std::fs::create_dir(&empty).unwrap();
+    let missing = sb.path().join("no-ca-bundle.pem");
+    let mut b = sb.start(&[
+        ("SSL_CERT_FILE", missing.to_str().unwrap()),
+        ("SSL_CERT_DIR", empty.to_str().unwrap()),
+    ]);
+    b.wait_ready();
+    let status = b.terminate();
+    assert!(status.success(), "{status}; log:\n{}", b.logs());
+}

@@ -24,7 +24,7 @@ impl std::ops::Deref for Meeting {
 impl Meeting {
     /// bedrud with embedded LiveKit; `extra` is appended to the config.
     fn start(extra: &str) -> Meeting {
-        require_private_network();
+        require_private_network("meeting");
         let (b, sb) = ready_bedrud(extra);
         Meeting { b, _sb: sb }
     }
@@ -307,7 +307,7 @@ fn closing_a_room_ends_the_meeting_for_everyone() {
 #[test]
 fn without_webhooks_reconciliation_brings_the_state_back() {
     // A static LiveKit config with no webhook: bedrud can only learn from ListRooms/Participants.
-    require_private_network();
+    require_private_network("meeting");
     let sb = Sandbox::new();
     let p = sb.ports;
     let static_cfg = sb.path().join("livekit-no-webhook.yaml");

@@ -27,7 +27,7 @@ pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json
         "state": status.state,
         "version": status.version,
         "nodeIp": status.node_ip,
-        "url": s.livekit_url,
+        "url": s.livekit_url.describe(),
         "restarts": status.restarts,
         "lastError": status.last_error,
         "warnings": warnings(&s, &status.warnings),

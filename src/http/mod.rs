@@ -44,8 +44,8 @@ pub struct Shared {
     /// The API key pair: signs join tokens, verifies webhooks.
     pub credentials: Credentials,
     pub webhook_verifier: TokenVerifier,
-    /// The URL clients connect to (`livekit.host`).
-    pub livekit_url: String,
+    /// The URL clients connect to (`livekit.host`, or the host they reached bedrud at).
+    pub livekit_url: crate::client_url::ClientUrl,
     pub rooms: Rooms,
     pub allow_registration: bool,
     pub metrics: Arc<Metrics>,

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
@@ -124,6 +124,7 @@ pub async fn list(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Va
 pub async fn join(
     State(s): State<AppState>,
     who: SignedIn,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<Join>,
 ) -> ApiResult<Json<Value>> {
     let room = find(&s, &body.room_name).await?;
@@ -139,7 +140,7 @@ pub async fn join(
         .user_by_id(who.id())
         .await?
         .ok_or_else(|| ApiError::Unauthorized("account no longer exists".into()))?;
-    let answer = admit(&s, &room, &identity, &user.name, role).await?;
+    let answer = admit(&s, &room, &identity, &user.name, role, &headers).await?;
     s.metrics
         .joins
         .get_or_create(&JoinLabels { kind: "user" })
@@ -149,6 +150,7 @@ pub async fn join(
 
 pub async fn guest_join(
     State(s): State<AppState>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<GuestJoin>,
 ) -> ApiResult<Json<Value>> {
     let name = body.guest_name.trim();
@@ -169,7 +171,7 @@ pub async fn guest_join(
         ));
     }
     let identity = format!("g_{}", Alphanumeric.sample_string(&mut rand::rng(), 12));
-    let answer = admit(&s, &room, &identity, name, Role::Guest).await?;
+    let answer = admit(&s, &room, &identity, name, Role::Guest, &headers).await?;
     s.metrics
         .joins
         .get_or_create(&JoinLabels { kind: "guest" })
@@ -215,6 +217,7 @@ async fn admit(
     identity: &str,
     name: &str,
     role: Role,
+    headers: &HeaderMap,
 ) -> ApiResult<Value> {
     let present = s.store.participant_count(&room.name).await?;
     if present >= room.max_participants {
@@ -236,7 +239,9 @@ async fn admit(
     .map_err(|e| ApiError::Internal(format!("signing the join token: {e}")))?;
     Ok(json!({
         "token": token,
-        "livekitHost": s.livekit_url,
+        "livekitHost": s.livekit_url.for_request(
+            headers.get(header::HOST).and_then(|h| h.to_str().ok())
+        ),
         "roomName": room.name,
         "identity": identity,
         "name": name,

@@ -71,9 +71,12 @@ enum Outcome {
 impl Supervisor {
     /// Must be called inside the tokio runtime that will run it.
     pub fn new(plan: Plan, status: watch::Sender<LiveKitStatus>) -> std::io::Result<Self> {
+        // Health checks are plain HTTP on loopback: no proxy, and no dependence on the
+        // system's CA store, which a minimal host may not have.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(1))
             .no_proxy()
+            .tls_certs_only([])
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Supervisor {
@@ -278,6 +281,8 @@ pub fn check_ports(claims: &[PortClaim]) -> Result<(), String> {
             let proto = if c.udp { "udp" } else { "tcp" };
             let what = if e.kind() == std::io::ErrorKind::AddrInUse {
                 "is already in use by another process".to_string()
+            } else if let Some(hint) = crate::systemd::low_port_hint(c.port, &e) {
+                return Err(format!("{} ({proto}, {}): {hint}", c.port, c.key));
             } else {
                 format!("cannot be bound: {e}")
             };

@@ -635,7 +635,7 @@ impl Drop for TlsProxy {
 
 /// Real WebRTC clients offer every non-loopback address they find. Outside a private network
 /// namespace that would be the host's own network, so refuse to run there.
-pub fn require_private_network() {
+pub fn require_private_network(test: &str) {
     let foreign: Vec<String> = if_addrs::get_if_addrs()
         .unwrap()
         .into_iter()
@@ -650,8 +650,8 @@ pub fn require_private_network() {
         .collect();
     assert!(
         foreign.is_empty(),
-        "the meeting tests must run in a private network namespace, but this one has {foreign:?}.\n\
-         Run them with: scripts/netns-run.sh cargo test --test meeting   (scripts/test.sh does)"
+        "the {test} tests must run in a private network namespace, but this one has {foreign:?}.\n\
+         Run them with: scripts/netns-run.sh cargo test --test {test}   (scripts/test.sh does)"
     );
 }
 
