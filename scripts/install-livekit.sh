@@ -5,10 +5,10 @@
 #   .tools/bin/livekit-server                 the default (first) version, for $PATH
 set -euo pipefail
 
-# The version bedrud is built and tested against; 1.11.0 is the older release the tests also start.
-DEFAULT_VERSIONS=(1.13.5 1.11.0)
-
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=livekit-version.sh
+. "$root/scripts/livekit-version.sh"
+DEFAULT_VERSIONS=("$LIVEKIT_VERSION" "$LIVEKIT_OLD_VERSION")
 tools="$root/.tools"
 if [ "$#" -gt 0 ]; then versions=("$@"); else versions=("${DEFAULT_VERSIONS[@]}"); fi
 

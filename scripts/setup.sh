@@ -2,10 +2,12 @@
 # Installs everything bedrud's development and tests need on a fresh Debian machine; safe to re-run.
 #   system packages (as root, via apt-get): systemd (systemd-analyze), util-linux and iproute2
 #   (private network namespaces), socat (a TLS terminator in front of LiveKit), python3-venv,
-#   redis-server (the LiveKit cluster test)
+#   redis-server (the LiveKit cluster test), debootstrap, lintian, rpm and rpmlint (the package
+#   tests)
 #   livekit-server at the pinned versions, built from its Go module (scripts/install-livekit.sh)
 #   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
 #   the Python livekit SDK in .tools/venv for real test participants (scripts/install-python.sh)
+#   a clean Debian root in .tools/debian-root for the package tests (scripts/debian-root.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -16,6 +18,12 @@ command -v ip >/dev/null || need_packages+=(iproute2)
 command -v socat >/dev/null || need_packages+=(socat)
 command -v redis-server >/dev/null || need_packages+=(redis-server)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_packages+=(python3-venv)
+command -v debootstrap >/dev/null || need_packages+=(debootstrap)
+command -v lintian >/dev/null || need_packages+=(lintian)
+command -v rpm >/dev/null || need_packages+=(rpm)
+command -v rpmlint >/dev/null || need_packages+=(rpmlint)
+command -v dpkg-shlibdeps >/dev/null || need_packages+=(dpkg-dev)
+command -v strip >/dev/null || need_packages+=(binutils)
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -32,3 +40,4 @@ fi
 scripts/install-livekit.sh
 scripts/postgres.sh start >/dev/null
 scripts/install-python.sh
+scripts/debian-root.sh

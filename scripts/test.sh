@@ -13,5 +13,11 @@ export BEDRUD_TEST_POSTGRES
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --lib --bins --tests --locked "$@"
-# Meetings with real WebRTC participants, inside a private network namespace (see netns-run.sh).
-scripts/netns-run.sh cargo test --offline --locked --test meeting --test cluster "$@"
+# The packages, built as a release would build them (and a newer build for the upgrade test).
+for kind in deb rpm; do
+  scripts/package.sh "$kind" >/dev/null
+  scripts/package.sh "$kind" --revision 2 >/dev/null
+done
+# Meetings with real WebRTC participants, and the packages installed into clean roots, inside a
+# private network namespace (see netns-run.sh).
+scripts/netns-run.sh cargo test --offline --locked --test meeting --test cluster --test packages "$@"
