@@ -492,6 +492,17 @@ fn a_port_below_1024_fails_with_the_drop_in_to_add() {
         drop_in.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"),
         "{drop_in}"
     );
+    // Installed the way the message says, the drop-in is valid for the unit.
+    let dir = r.path("/etc/systemd/system/bedrud.service.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("low-port.conf"), &drop_in).unwrap();
+    let verify = r.sh("systemd-analyze verify bedrud.service");
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(
+        !text(&verify).contains("bedrud.service"),
+        "{}",
+        text(&verify)
+    );
 }
 
 #[test]
