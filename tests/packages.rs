@@ -436,15 +436,7 @@ fn deb_installs_runs_upgrades_and_purges_in_a_clean_debian_root() {
     assert_eq!(r.read("/var/lib/bedrud/livekit-keys.yaml"), keys);
     r.sh_ok("apt-get purge -y bedrud");
     let after = r.tree();
-    let kept_user_files: BTreeSet<String> =
-        ["etc/passwd-", "etc/group-", "etc/shadow-", "etc/gshadow-"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-    let added: Vec<&String> = after
-        .difference(&before)
-        .filter(|p| !kept_user_files.contains(*p))
-        .collect();
+    let added: Vec<&String> = after.difference(&before).collect();
     let removed: Vec<&String> = before.difference(&after).collect();
     assert!(added.is_empty(), "purge left these behind: {added:?}");
     assert!(
