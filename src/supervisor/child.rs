@@ -129,12 +129,15 @@ impl Process {
         })
     }
 
-    /// Waits for the process to exit (cancel-safe), then for its output to be fully read.
+    /// Waits for the process to exit, then for its output to be fully read. Cancel-safe: the
+    /// callers race it against timers in `select!`, so a forwarder is forgotten only once it
+    /// has finished, and a later call waits for the rest.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         let status = self.child.wait().await?;
-        for f in self.forwarders.drain(..) {
+        while let Some(f) = self.forwarders.last_mut() {
             // A grandchild could hold the pipe open; do not wait for it forever.
             let _ = tokio::time::timeout(Duration::from_secs(1), f).await;
+            self.forwarders.pop();
         }
         Ok(status)
     }
@@ -200,4 +203,33 @@ fn forward(
             tail.push(text);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_output_is_complete_even_when_waits_are_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake-livekit");
+        std::fs::write(&fake, "#!/bin/sh\nseq 1 300000\necho last line\n").unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let spawner = Spawner::start().unwrap();
+        let mut proc = Process::start(&spawner, &fake, Path::new("unused.yaml"))
+            .await
+            .unwrap();
+        // As in the supervisor's readiness loop: wait() keeps losing a race against a timer.
+        let status = loop {
+            let short = Duration::from_micros(50);
+            if let Ok(status) = tokio::time::timeout(short, proc.wait()).await {
+                break status.unwrap();
+            }
+        };
+        assert!(status.success());
+        let tail = proc.tail();
+        assert!(tail.contains(&"last line".to_string()), "{tail:?}");
+        assert_eq!(tail[tail.len() - 2], "300000", "{tail:?}");
+    }
 }
