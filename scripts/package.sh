@@ -38,9 +38,9 @@ build_payload() {
   strip target/release/bedrud
   mkdir -p "$out/man" "$out/completions"
 
-  # livekit-server, built now from its pinned Go module: no distribution ships it.
+  # livekit-server, built now from its pinned Go module (no distribution ships it); PIE and
+  # stripped, the hardening Debian expects of a packaged executable.
   local lk="$out/livekit-server"
-  # (PIE, stripped: the hardening Debian expects of a packaged executable.)
   if ! [ -x "$lk" ] || [ "$("$lk" --version)" != "livekit-server version $LIVEKIT_VERSION" ]; then
     command -v go >/dev/null || { echo "package: Go >= 1.26 is needed to build livekit-server (https://go.dev/dl)" >&2; exit 1; }
     echo "package: building livekit-server $LIVEKIT_VERSION from its Go module" >&2
