@@ -422,8 +422,8 @@ fn deb_installs_runs_upgrades_and_purges_in_a_clean_debian_root() {
     let keys = r.read("/var/lib/bedrud/livekit-keys.yaml");
     let second = r.copy_in(&deb(2));
     r.sh_ok(&format!("apt-get install -y {second}"));
-    let installed = r.sh_ok("dpkg-query -W -f '${Version}' bedrud");
-    assert_eq!(installed, format!("{VERSION}-2"));
+    let version = r.sh_ok("dpkg-query -W -f '${Version}' bedrud");
+    assert_eq!(version, format!("{VERSION}-2"));
     assert_eq!(r.read("/etc/bedrud/config.yaml"), edited);
     assert_eq!(r.read("/var/lib/bedrud/livekit-keys.yaml"), keys);
     assert_eq!(r.owner_and_mode("/etc/bedrud/config.yaml").2, 0o640);
@@ -456,6 +456,13 @@ fn deb_installs_runs_upgrades_and_purges_in_a_clean_debian_root() {
 #[test]
 fn a_port_below_1024_fails_with_the_drop_in_to_add() {
     require_private_network("packages");
+    // Were low ports open to everyone here, bedrud would start and this test would never end.
+    let first_free = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .unwrap_or_else(|_| "1024".into());
+    assert!(
+        first_free.trim().parse::<u16>().unwrap_or(1024) > 443,
+        "this network namespace lets anyone bind port 443 (ip_unprivileged_port_start = {first_free})"
+    );
     let r = DebianRoot::new();
     let first = r.copy_in(&deb(1));
     r.sh_ok(&format!("apt-get install -y {first}"));
