@@ -211,13 +211,3 @@ fn timeout_stop_is_longer_than_the_default_grace_period() {
         "TimeoutStopSec too short for a {grace}s grace"
     );
 }
-
-fn which(cmd: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(cmd))
-                .find(|c| c.is_file())
-        })
-        .unwrap_or(None)
-}

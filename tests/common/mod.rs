@@ -416,6 +416,14 @@ pub fn livekit_processes_mentioning(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// `cmd` as found on `$PATH`.
+pub fn which(cmd: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|c| c.is_file())
+}
+
 pub fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
