@@ -17,15 +17,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::config::{Config, Credentials, Mode};
+use crate::host::systemd;
 use crate::http::{self, AppState, Shared};
-use crate::livekit_client::LiveKitClient;
+use crate::keys;
+use crate::livekit::client::LiveKitClient;
+use crate::livekit::status::{self, LiveKitStatus};
+use crate::livekit::{config as livekit_config, embedded, external};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::reconcile::Reconciler;
-use crate::status::{self, LiveKitStatus};
 use crate::store::{self, Store};
 use crate::supervisor::Supervisor;
-use crate::{embedded, external, keys, livekit_config, systemd};
 
 /// How long in-flight HTTP requests get once LiveKit has stopped.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
@@ -63,7 +65,7 @@ impl Application {
         let credentials = embedded::credentials(&config)?;
         let addr = (config.server.bind_address, config.server.port);
         let listener = TcpListener::bind(addr).map_err(|e| {
-            let hint = crate::systemd::low_port_hint(addr.1, &e).unwrap_or_default();
+            let hint = crate::host::systemd::low_port_hint(addr.1, &e).unwrap_or_default();
             anyhow::anyhow!(
                 "cannot listen on {}:{} (server.bindAddress, server.port): {e}. {hint}",
                 addr.0,
@@ -164,7 +166,7 @@ impl Application {
             .internal_host
             .clone()
             .unwrap_or_else(|| format!("http://127.0.0.1:{livekit_port}"));
-        let public = crate::client_url::ClientUrl::new(
+        let public = crate::livekit::client_url::ClientUrl::new(
             c.livekit.host.as_deref(),
             &c.server.host,
             livekit_port,

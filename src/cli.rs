@@ -9,7 +9,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::app::Application;
 use crate::config::{self, Config, Env, Mode};
-use crate::{embedded, keys, livekit_binary, logging, node_ip};
+use crate::host::node_ip;
+use crate::livekit::{binary as livekit_binary, embedded};
+use crate::{keys, logging};
 
 #[derive(Parser)]
 #[command(

@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, Mode};
-use crate::{livekit_binary, node_ip, supervisor};
+use crate::host::node_ip;
+use crate::livekit::binary as livekit_binary;
+use crate::supervisor;
 
 const NET_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -117,7 +119,7 @@ async fn bedrud_running(config: &Config) -> bool {
         "http"
     };
     let url = format!("{scheme}://127.0.0.1:{}/health", config.server.port);
-    let Ok(client) = crate::external::client(true) else {
+    let Ok(client) = crate::livekit::external::client(true) else {
         return false;
     };
     matches!(client.get(&url).send().await, Ok(r) if r.status() == reqwest::StatusCode::OK)
@@ -395,11 +397,11 @@ async fn internal_host(config: &Config) -> Finding {
             "Set livekit.internalHost",
         );
     };
-    let client = match crate::external::client(config.livekit.skip_tls_verify) {
+    let client = match crate::livekit::external::client(config.livekit.skip_tls_verify) {
         Ok(c) => c,
         Err(e) => return bad(check, Level::Fail, e.to_string(), ""),
     };
-    match crate::external::check(&client, &format!("{url}/")).await {
+    match crate::livekit::external::check(&client, &format!("{url}/")).await {
         Ok(()) => ok(check, format!("{url} answers")),
         Err(e) if e.contains("skipTLSVerify") => bad(
             check,

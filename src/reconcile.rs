@@ -7,9 +7,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::livekit_client::{LiveKitClient, LkError};
+use crate::livekit::client::{LiveKitClient, LkError};
+use crate::livekit::status::LiveKitStatus;
 use crate::metrics::Metrics;
-use crate::status::LiveKitStatus;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -26,10 +26,10 @@ use tokio::sync::watch;
 
 use crate::auth::{self, AccessClaims, Auth};
 use crate::config::{Credentials, Rooms};
-use crate::livekit_client::{LiveKitClient, LkError};
+use crate::livekit::client::{LiveKitClient, LkError};
+use crate::livekit::status::LiveKitStatus;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
-use crate::status::LiveKitStatus;
 use crate::store::{Role, Store, StoreError};
 
 /// Everything handlers share; cheap to clone.
@@ -45,7 +45,7 @@ pub struct Shared {
     pub credentials: Credentials,
     pub webhook_verifier: TokenVerifier,
     /// The URL clients connect to (`livekit.host`, or the host they reached bedrud at).
-    pub livekit_url: crate::client_url::ClientUrl,
+    pub livekit_url: crate::livekit::client_url::ClientUrl,
     pub rooms: Rooms,
     pub allow_registration: bool,
     pub metrics: Arc<Metrics>,

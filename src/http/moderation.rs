@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::rooms::{find, is_moderator};
 use super::{require_livekit, ApiError, ApiResult, AppState, JsonBody, SignedIn};
-use crate::join_token::allowed_sources;
+use crate::livekit::join_token::allowed_sources;
 use crate::store::Room;
 
 #[derive(Deserialize)]
@@ -188,9 +188,9 @@ fn source_name(s: proto::TrackSource) -> String {
     .into()
 }
 
-fn not_in_room(identity: &str) -> impl FnOnce(crate::livekit_client::LkError) -> ApiError + '_ {
+fn not_in_room(identity: &str) -> impl FnOnce(crate::livekit::client::LkError) -> ApiError + '_ {
     move |e| match e {
-        crate::livekit_client::LkError::NotFound(_) => {
+        crate::livekit::client::LkError::NotFound(_) => {
             ApiError::NotFound(format!("{identity} is not in this room"))
         }
         other => other.into(),

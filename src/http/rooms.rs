@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{require_livekit, ApiError, ApiResult, AppState, JsonBody, SignedIn};
-use crate::join_token::{self, Role};
+use crate::livekit::join_token::{self, Role};
 use crate::metrics::JoinLabels;
 use crate::store::Room;
 

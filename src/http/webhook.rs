@@ -8,8 +8,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, AppState};
+use crate::livekit::webhook::{self, WebhookError};
 use crate::store::Applied;
-use crate::webhook::{self, WebhookError};
 
 pub async fn receive(
     State(s): State<AppState>,

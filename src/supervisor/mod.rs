@@ -15,8 +15,8 @@ use backoff::Backoff;
 use child::{Process, Spawner};
 
 use crate::config::Supervision;
-use crate::livekit_config::ConfigFile;
-use crate::status::{LiveKitStatus, State};
+use crate::livekit::config::ConfigFile;
+use crate::livekit::status::{LiveKitStatus, State};
 
 /// How often a ready LiveKit is asked whether it is still healthy.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
@@ -281,7 +281,7 @@ pub fn check_ports(claims: &[PortClaim]) -> Result<(), String> {
             let proto = if c.udp { "udp" } else { "tcp" };
             let what = if e.kind() == std::io::ErrorKind::AddrInUse {
                 "is already in use by another process".to_string()
-            } else if let Some(hint) = crate::systemd::low_port_hint(c.port, &e) {
+            } else if let Some(hint) = crate::host::systemd::low_port_hint(c.port, &e) {
                 return Err(format!("{} ({proto}, {}): {hint}", c.port, c.key));
             } else {
                 format!("cannot be bound: {e}")

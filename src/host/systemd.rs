@@ -7,7 +7,7 @@ use sd_notify::NotifyState;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::status::LiveKitStatus;
+use crate::livekit::status::LiveKitStatus;
 
 /// Sends `states` when bedrud runs under systemd (`$NOTIFY_SOCKET`); otherwise does nothing.
 pub fn notify(states: &[NotifyState]) {

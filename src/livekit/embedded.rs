@@ -7,11 +7,12 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::config::{Config, Credentials, Embedded};
-use crate::livekit_binary::{self, Version};
-use crate::livekit_config::{self, Generated, Inputs};
-use crate::node_ip::{self, NodeIp};
+use crate::host::node_ip::{self, NodeIp};
+use crate::keys;
+use crate::livekit::binary::{self as livekit_binary, Version};
+use crate::livekit::config::{self as livekit_config, Generated, Inputs};
+use crate::livekit::status;
 use crate::supervisor::{ConfigSource, Plan, PortClaim};
-use crate::{keys, status};
 
 /// What `serve` needs to start supervising LiveKit.
 pub struct Prepared {

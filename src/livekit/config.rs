@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Credentials, Embedded, Server};
-use crate::livekit_binary::Version;
+use crate::livekit::binary::Version;
 
 pub const FILE_PREFIX: &str = "bedrud-livekit-";
 pub const FILE_SUFFIX: &str = ".yaml";

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::status::{LiveKitStatus, State};
+use crate::livekit::status::{LiveKitStatus, State};
 
 const CHECK_WHEN_READY: Duration = Duration::from_secs(5);
 const CHECK_WHEN_DOWN: Duration = Duration::from_secs(1);

@@ -44,7 +44,7 @@ fn classify(e: ServiceError) -> LkError {
                 .url()
                 .map(|u| u.to_string())
                 .unwrap_or_else(|| "LiveKit".into());
-            LkError::Unavailable(crate::external::describe(&url, &r))
+            LkError::Unavailable(crate::livekit::external::describe(&url, &r))
         }
         other => LkError::Refused(other.to_string()),
     }
