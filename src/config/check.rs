@@ -199,7 +199,6 @@ fn validate_server(raw: &RawServer, source: &Source, env: &Env, c: &mut Checker)
         limits: HttpLimits {
             header_timeout: c.duration("server.headerTimeout", &raw.header_timeout),
             body_timeout: c.duration("server.bodyTimeout", &raw.body_timeout),
-            idle_timeout: c.duration("server.idleTimeout", &raw.idle_timeout),
             max_connections: max_connections.clamp(1, 1_000_000) as usize,
         },
     }

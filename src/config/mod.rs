@@ -206,7 +206,6 @@ pub struct Server {
 pub struct HttpLimits {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
-    pub idle_timeout: Duration,
     pub max_connections: usize,
 }
 

@@ -77,7 +77,6 @@ pub(super) struct RawServer {
     pub(super) data_dir: String,
     pub(super) header_timeout: String,
     pub(super) body_timeout: String,
-    pub(super) idle_timeout: String,
     pub(super) max_connections: i64,
 }
 
@@ -93,7 +92,6 @@ impl Default for RawServer {
             data_dir: "/var/lib/bedrud".into(),
             header_timeout: "10s".into(),
             body_timeout: "30s".into(),
-            idle_timeout: "60s".into(),
             max_connections: 10_000,
         }
     }

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -193,6 +193,10 @@ pub struct Bedrud {
     pub api_port: u16,
     pub tls: bool,
     log: Arc<Mutex<String>>,
+    /// The `--config` it runs with, for commands run beside it (`user create-admin`).
+    config: Option<PathBuf>,
+    /// An admin's access token, made on first need: `/ready` shows details to admins only.
+    admin: Mutex<Option<String>>,
 }
 
 impl Bedrud {
@@ -226,11 +230,18 @@ impl Bedrud {
                 l.push('\n');
             }
         });
+        let config = args
+            .iter()
+            .position(|a| *a == "--config")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from);
         Bedrud {
             child,
             api_port,
             tls,
             log,
+            config,
+            admin: Mutex::new(None),
         }
     }
 
@@ -247,9 +258,51 @@ impl Bedrud {
         format!("{scheme}://127.0.0.1:{}{path}", self.api_port)
     }
 
-    /// `GET /ready`: the status code and JSON body, or `None` while nothing answers.
+    /// `GET /ready` as an admin sees it (with LiveKit's details under `livekit`): the status
+    /// code and JSON body, or `None` while nothing answers.
     pub fn ready(&self) -> Option<(u16, Value)> {
+        let admin = self.admin_token();
+        get_json_as(&self.url("/ready"), admin.as_deref())
+    }
+
+    /// `GET /ready` with `token`'s bearer.
+    pub fn ready_as(&self, token: &str) -> (u16, Value) {
+        get_json_as(&self.url("/ready"), Some(token)).expect("bedrud does not answer")
+    }
+
+    /// `GET /ready` as anyone sees it.
+    pub fn ready_anonymous(&self) -> Option<(u16, Value)> {
         get_json(&self.url("/ready"))
+    }
+
+    /// An access token of a bedrud admin, created once with `bedrud user create-admin` beside
+    /// the running daemon (after its API answers: the database is migrated by then).
+    pub fn admin_token(&self) -> Option<String> {
+        let mut cached = self.admin.lock().unwrap();
+        if cached.is_none() {
+            get_status(&self.url("/health")).filter(|s| *s == 200)?;
+            let config = self.config.as_ref()?;
+            let mut cli = Command::new(env!("CARGO_BIN_EXE_bedrud"))
+                .args(["user", "create-admin", "--email", HARNESS_ADMIN, "--config"])
+                .arg(config)
+                .env_clear()
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            cli.stdin
+                .take()?
+                .write_all(format!("{HARNESS_PASSWORD}\n").as_bytes())
+                .ok()?;
+            cli.wait().ok()?.success().then_some(())?;
+            let body = serde_json::json!({"email": HARNESS_ADMIN, "password": HARNESS_PASSWORD});
+            let (st, r) = self.call("POST", "/api/auth/login", None, Some(body));
+            (st == 200).then_some(())?;
+            *cached = Some(r["accessToken"].as_str()?.to_string());
+        }
+        cached.clone()
     }
 
     /// Waits for `/ready` to answer 200 and returns its body.
@@ -352,6 +405,10 @@ impl Drop for Bedrud {
     }
 }
 
+/// The admin account the harness makes to read `/ready`'s details.
+pub const HARNESS_ADMIN: &str = "harness-admin@bedrud.test";
+const HARNESS_PASSWORD: &str = "harness admin password";
+
 /// An HTTP client for loopback test servers; it trusts self-signed test certificates.
 fn agent() -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder()
@@ -367,7 +424,16 @@ fn agent() -> ureq::Agent {
 
 /// `GET url` → (status, JSON body); `None` when nothing answers.
 pub fn get_json(url: &str) -> Option<(u16, Value)> {
-    let mut resp = agent().get(url).call().ok()?;
+    get_json_as(url, None)
+}
+
+/// `GET url` with an optional bearer token → (status, JSON body); `None` when nothing answers.
+pub fn get_json_as(url: &str, bearer: Option<&str>) -> Option<(u16, Value)> {
+    let mut req = agent().get(url);
+    if let Some(b) = bearer {
+        req = req.header("Authorization", &format!("Bearer {b}"));
+    }
+    let mut resp = req.call().ok()?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_json::<Value>().unwrap_or(Value::Null);
     Some((status, body))
