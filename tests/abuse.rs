@@ -20,9 +20,11 @@ const QUICK_LIMITS: &str = "  headerTimeout: 1s\n  bodyTimeout: 1s\n";
 
 fn start(server_extra: &str, rest: &str) -> (Bedrud, Sandbox) {
     let sb = Sandbox::new();
-    let config = sb
-        .embedded_config(LIVEKIT, "")
-        .replacen("server:\n", &format!("server:\n{server_extra}"), 1);
+    let config = sb.embedded_config(LIVEKIT, "").replacen(
+        "server:\n",
+        &format!("server:\n{server_extra}"),
+        1,
+    );
     sb.write_config(&(config + rest));
     let mut b = sb.start(&[]);
     b.wait_ready();
@@ -239,12 +241,18 @@ fn a_demoted_admin_loses_admin_rights_at_once() {
     set_role(&sb, &alice_id, bedrud::store::Role::Admin);
     // A new sign-in carries the admin role.
     let admin = login(&b, "alice@example.test");
-    assert_eq!(b.call("GET", "/api/admin/livekit", Some(&admin), None).0, 200);
+    assert_eq!(
+        b.call("GET", "/api/admin/livekit", Some(&admin), None).0,
+        200
+    );
 
     set_role(&sb, &alice_id, bedrud::store::Role::User);
     // Her token still says "admin" for up to 15 minutes; bedrud asks the store.
     assert_eq!(jwt_claims(&admin)["role"], "admin");
-    assert_eq!(b.call("GET", "/api/admin/livekit", Some(&admin), None).0, 403);
+    assert_eq!(
+        b.call("GET", "/api/admin/livekit", Some(&admin), None).0,
+        403
+    );
     assert_eq!(
         b.call("POST", "/api/room/bobs-room/close", Some(&admin), None)
             .0,
@@ -331,7 +339,8 @@ fn sign_ups_are_limited_per_address() {
     let (b, _sb) = ready_bedrud("auth:\n  registrationsPerMinute: 2\n");
     b.register("one@example.test");
     b.register("two@example.test");
-    let body = json!({"email": "three@example.test", "password": "correct horse battery", "name": "x"});
+    let body =
+        json!({"email": "three@example.test", "password": "correct horse battery", "name": "x"});
     let (st, r) = b.call("POST", "/api/auth/register", None, Some(body));
     assert_eq!(st, 429, "{r}");
     assert!(r["error"].as_str().unwrap().contains("sign-ups"), "{r}");
