@@ -38,8 +38,9 @@ pub async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Respons
     };
     if is_admin(&state, &headers).await {
         body["livekit"] = json!(livekit);
-        if let Some(detail) = livekit.not_ready_reason() {
-            body["detail"] = json!(detail);
+        // Admins get the whole reason, with LiveKit's last error.
+        if let (Some(_), Some(detail)) = (&reason, livekit.not_ready_reason()) {
+            body["error"] = json!(detail);
         }
     }
     (status, Json(body)).into_response()

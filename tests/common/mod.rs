@@ -193,6 +193,8 @@ pub struct Bedrud {
     pub api_port: u16,
     pub tls: bool,
     log: Arc<Mutex<String>>,
+    /// Set once bedrud's stderr has ended (every line is in `log`).
+    log_done: Arc<std::sync::atomic::AtomicBool>,
     /// The `--config` it runs with, for commands run beside it (`user create-admin`).
     config: Option<PathBuf>,
     /// An admin's access token, made on first need: `/ready` shows details to admins only.
@@ -222,6 +224,8 @@ impl Bedrud {
         let mut child = cmd.spawn().expect("cannot start the bedrud binary");
         let log = Arc::new(Mutex::new(String::new()));
         let sink = log.clone();
+        let log_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = log_done.clone();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -229,6 +233,7 @@ impl Bedrud {
                 l.push_str(&line);
                 l.push('\n');
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         let config = args
             .iter()
@@ -240,6 +245,7 @@ impl Bedrud {
             api_port,
             tls,
             log,
+            log_done,
             config,
             admin: Mutex::new(None),
         }
@@ -261,8 +267,13 @@ impl Bedrud {
     /// `GET /ready` as an admin sees it (with LiveKit's details under `livekit`): the status
     /// code and JSON body, or `None` while nothing answers.
     pub fn ready(&self) -> Option<(u16, Value)> {
-        let admin = self.admin_token();
-        get_json_as(&self.url("/ready"), admin.as_deref())
+        if self.config.is_none() {
+            return get_json(&self.url("/ready"));
+        }
+        // Until the admin exists, nothing is reported: a body without the details would be
+        // mistaken for a bedrud that has none.
+        let admin = self.admin_token()?;
+        get_json_as(&self.url("/ready"), Some(&admin))
     }
 
     /// `GET /ready` with `token`'s bearer.
@@ -298,8 +309,12 @@ impl Bedrud {
                 .ok()?;
             cli.wait().ok()?.success().then_some(())?;
             let body = serde_json::json!({"email": HARNESS_ADMIN, "password": HARNESS_PASSWORD});
-            let (st, r) = self.call("POST", "/api/auth/login", None, Some(body));
-            (st == 200).then_some(())?;
+            let mut resp = agent()
+                .post(&self.url("/api/auth/login"))
+                .send_json(&body)
+                .ok()?;
+            (resp.status() == 200).then_some(())?;
+            let r: Value = resp.body_mut().read_json().ok()?;
             *cached = Some(r["accessToken"].as_str()?.to_string());
         }
         cached.clone()
@@ -348,11 +363,16 @@ impl Bedrud {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig).unwrap();
     }
 
-    /// Waits for bedrud to exit on its own.
+    /// Waits for bedrud to exit on its own, and for its last log lines to be read.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                while !self.log_done.load(std::sync::atomic::Ordering::SeqCst)
+                    && start.elapsed() < PATIENCE
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return status;
             }
             assert!(
