@@ -109,6 +109,7 @@ impl Application {
             interval: self.config.rooms.reconcile_interval,
             webhook_warning: state.webhook_warning.clone(),
             directory: state.directory.clone(),
+            warned_limits: Default::default(),
         };
         let reconcile_task = tokio::spawn(reconciler.run(stop_background.clone()));
 

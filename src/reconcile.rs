@@ -33,6 +33,8 @@ pub struct Reconciler {
     pub webhook_warning: Arc<Mutex<Option<String>>>,
     /// Told which rooms LiveKit no longer has, and enforces bans on whoever is connected.
     pub directory: Arc<RoomDirectory>,
+    /// Rooms already reported as running with LiveKit's own limit (said once, not every pass).
+    pub warned_limits: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What the administrator is told when LiveKit's webhooks do not reach bedrud.
@@ -104,18 +106,23 @@ impl Reconciler {
             let Some(room) = self.directory.find(&lk.name).await? else {
                 continue; // not a bedrud room
             };
-            if i64::from(lk.max_participants) != room.max_participants {
-                // Created by someone else (an external LiveKit with auto-create, or a token from
-                // another tool): re-apply bedrud's settings; CreateRoom updates an existing room.
+            let foreign_limit = i64::from(lk.max_participants) != room.max_participants;
+            if foreign_limit
+                && self
+                    .warned_limits
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(lk.name.clone())
+            {
+                // Created by LiveKit itself (auto-create on an external LiveKit, or a token from
+                // another tool). LiveKit keeps a live room's limit even when CreateRoom names
+                // another, so bedrud holds the limit itself below.
                 tracing::warn!(
                     room = %lk.name,
                     livekit = lk.max_participants,
                     bedrud = room.max_participants,
-                    "LiveKit has this room with another participant limit; applying bedrud's"
+                    "LiveKit runs this room with another participant limit; bedrud enforces its own"
                 );
-                self.directory.forget_live(&lk.name);
-                self.directory.ensure_live(&room).await?;
-                corrections += 1;
             }
             let mut participants = match self.livekit.active_participants(&lk.name).await {
                 Ok(p) => p,
@@ -134,6 +141,9 @@ impl Reconciler {
             }
             participants.retain(|p| !banned.contains(&p.identity));
             corrections += banned.len() as u64;
+            if foreign_limit {
+                corrections += self.hold_limit(&room, &mut participants).await?;
+            }
             present += participants.len();
             corrections += self
                 .store
@@ -147,6 +157,29 @@ impl Reconciler {
             }
         }
         Ok((corrections, present))
+    }
+
+    /// Removes the most recent arrivals beyond the room's limit: they got in only because the
+    /// LiveKit room had no (or another) limit.
+    async fn hold_limit(
+        &self,
+        room: &crate::store::Room,
+        participants: &mut Vec<crate::store::LiveParticipant>,
+    ) -> Result<u64, ReconcileError> {
+        let max = usize::try_from(room.max_participants).unwrap_or(usize::MAX);
+        if participants.len() <= max {
+            return Ok(0);
+        }
+        participants.sort_by_key(|p| p.joined_at);
+        let excess = participants.split_off(max);
+        for p in &excess {
+            match self.livekit.remove(&room.name, &p.identity, false).await {
+                Ok(()) | Err(LkError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::warn!(room = %room.name, identity = %p.identity, max, "removed a participant over the room's limit");
+        }
+        Ok(excess.len() as u64)
     }
 
     async fn check_webhooks(&self, present: usize) -> Result<(), ReconcileError> {

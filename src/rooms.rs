@@ -117,14 +117,9 @@ impl RoomDirectory {
             .ensure_room(&room.name, max, &self.options)
             .await?;
         if live.max_participants != max {
-            // CreateRoom updates an existing room's limit, so this only shows a LiveKit that
-            // ignored it; say so rather than silently trusting the limit.
-            tracing::warn!(
-                room = %room.name,
-                livekit = live.max_participants,
-                bedrud = max,
-                "LiveKit kept a different participant limit for this room"
-            );
+            // A room LiveKit already ran without bedrud keeps its own limit (CreateRoom does not
+            // change a live room's); reconciliation holds bedrud's limit on it.
+            tracing::debug!(room = %room.name, livekit = live.max_participants, "room runs with LiveKit's own limit");
         }
         *ensured_at = Some(Instant::now());
         Ok(())

@@ -478,6 +478,84 @@ fn without_webhooks_reconciliation_brings_the_state_back() {
     m.wait_present(&alice, "quiet", &alice_id, false);
 }
 
+/// With webhooks lost, reconciliation is what enforces a ban on someone who came back with an
+/// old token, and what puts bedrud's limit on a room that LiveKit created by itself.
+#[test]
+fn without_webhooks_reconciliation_removes_the_banned_and_holds_room_limits() {
+    require_private_network("meeting");
+    let sb = Sandbox::new();
+    let static_cfg = sb.path().join("livekit-no-webhook.yaml");
+    std::fs::write(&static_cfg, livekit_yaml(&sb.ports, "APItest")).unwrap();
+    let extra = format!(
+        "  configPath: {}\nrooms:\n  reconcileInterval: 1s\n",
+        static_cfg.display()
+    );
+    let config = sb.write_config(&sb.embedded_config(LIVEKIT, &extra));
+    let mut b = sb.start(&[]);
+    b.wait_ready();
+    let mut m = Meeting { b, _sb: sb };
+    let (alice, _) = m.user("alice@example.test");
+    let (bob, bob_id) = m.user("bob@example.test");
+    m.room(&alice, json!({"name": "quiet", "maxParticipants": 7}));
+    let (url, kept) = join_token(&m, &bob, "quiet");
+    let first = Participant::join(&url, &kept, &["--no-publish"]);
+    first.wait_event("connected", |_| true);
+    m.wait_present(&alice, "quiet", &bob_id, true);
+    let (st, r) = m.call(
+        "POST",
+        &format!("/api/room/quiet/kick/{bob_id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
+    let again = Participant::join(&url, &kept, &["--no-publish"]);
+    again.wait_event("connected", |_| true);
+    again.wait_event("disconnected", |_| true);
+    m.b.wait_for("reconciliation to say it removed him", |b| {
+        b.logs()
+            .contains("removed a banned participant who connected")
+            .then_some(())
+    });
+    assert_eq!(m.metric("bedrud_webhook_events_total"), 0.0);
+
+    // A room LiveKit made by itself (a test token that may create rooms; this static config
+    // keeps LiveKit's auto-create) has no limit; reconciliation holds bedrud's.
+    m.room(&alice, json!({"name": "adhoc", "maxParticipants": 1}));
+    let token = |identity: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bedrud"))
+            .args([
+                "livekit",
+                "token",
+                "--room",
+                "adhoc",
+                "--identity",
+                identity,
+            ])
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let early = Participant::join(&url, &token("early"), &["--no-publish"]);
+    early.wait_event("connected", |_| true);
+    let late = Participant::join(&url, &token("late"), &["--no-publish"]);
+    late.wait_event("connected", |_| true);
+    late.wait_event("disconnected", |_| true);
+    assert!(!early.has_event("disconnected"), "{:?}", early.events());
+    assert!(
+        m.logs()
+            .contains("removed a participant over the room's limit"),
+        "{}",
+        m.logs()
+    );
+}
+
 #[test]
 fn after_a_livekit_restart_stale_presence_is_cleared() {
     let mut m = Meeting::start(WEBHOOKS_ONLY);
