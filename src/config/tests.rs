@@ -344,3 +344,26 @@ fn leaf_keys(v: &yaml_serde::Value) -> Vec<String> {
     out.sort();
     out
 }
+
+#[test]
+fn turn_tls_port_clashes_only_when_livekit_opens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("cert.pem");
+    std::fs::write(&pem, "not checked here").unwrap();
+    let tls = |host: &str| {
+        format!(
+            "server:\n  host: {host}\n  port: 5349\n  enableTLS: true\n  certFile: {p}\n  keyFile: {p}\n",
+            p = pem.display()
+        )
+    };
+    // With an IP as server.host LiveKit gets UDP-only TURN: 5349 stays free for the API.
+    parse(&tls("203.0.113.10"), &file(), &Env::default()).unwrap_or_else(|e| panic!("{e}"));
+    let p = problems(&tls("meet.example.com"));
+    assert!(
+        has(
+            &p,
+            "livekit.turnTlsPort: TCP port 5349 is already used by server.port"
+        ),
+        "{p:?}"
+    );
+}
