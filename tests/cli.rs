@@ -251,3 +251,24 @@ fn read_only_commands_write_nothing_and_say_what_is_missing() {
     assert!(bedrud(&webhook, &sb).status.success());
     assert_eq!(snapshot(sb.path()), before);
 }
+
+#[test]
+fn config_check_lists_a_type_error_with_the_other_problems() {
+    let sb = Sandbox::new();
+    let cfg = sb.write_config(
+        "server:\n  port: \"not-a-port\"\nlivekit:\n  apiKey: k\n  apiSecret: too-short-secret\n",
+    );
+    let out = bedrud(&["config", "check", "--config", cfg.to_str().unwrap()], &sb);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains("server.port: must be a whole number (found string)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("livekit.apiSecret: must be at least 32 characters (it has 16)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("too-short-secret"), "{stderr}");
+}

@@ -306,8 +306,7 @@ fn with_tls_and_an_ip_host_the_turn_tls_port_is_not_checked() {
     assert!(
         ports
             .iter()
-            .all(|(level, cause)| level == "OK"
-                && !cause.contains(&sb.ports.turn_tls.to_string())),
+            .all(|(level, cause)| level == "OK" && !cause.contains(&sb.ports.turn_tls.to_string())),
         "{ports:?}"
     );
 }

@@ -153,17 +153,11 @@ pub fn load(source: &Source, env: &Env) -> Result<Config, ConfigError> {
 /// Parses YAML text as a config from `source` (used directly by tests).
 pub fn parse(text: &str, source: &Source, env: &Env) -> Result<Config, ConfigError> {
     let development = *source == Source::Development;
-    let (raw, unknown) = parse_raw(text, development).map_err(|message| ConfigError::Syntax {
-        path: source.to_string(),
-        message,
-    })?;
-    let mut problems: Vec<Problem> = unknown
-        .into_iter()
-        .map(|key| Problem {
-            key,
-            message: "unknown key".into(),
-        })
-        .collect();
+    let (raw, mut problems) =
+        parse_raw(text, development).map_err(|message| ConfigError::Syntax {
+            path: source.to_string(),
+            message,
+        })?;
     let config = validate(raw, source, env, &mut problems);
     match problems.is_empty() {
         true => Ok(config),
