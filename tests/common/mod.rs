@@ -38,8 +38,47 @@ pub fn livekit_bin(version: &str) -> PathBuf {
     p
 }
 
-pub const LIVEKIT: &str = "1.13.5";
-pub const LIVEKIT_OLD: &str = "1.11.0";
+/// The livekit-server the packages carry (`LIVEKIT_VERSION` in scripts/livekit-version.sh, the
+/// one place the pins live).
+pub const LIVEKIT: &str = pin("LIVEKIT_VERSION");
+/// The older release the tests also start (`LIVEKIT_OLD_VERSION`).
+pub const LIVEKIT_OLD: &str = pin("LIVEKIT_OLD_VERSION");
+
+/// The value of `NAME=` at the start of a line of scripts/livekit-version.sh, read at compile time.
+const fn pin(name: &str) -> &'static str {
+    let script = include_str!("../../scripts/livekit-version.sh").as_bytes();
+    let name = name.as_bytes();
+    let mut at = 0;
+    while at + name.len() < script.len() {
+        let line_start = at == 0 || script[at - 1] == b'\n';
+        if line_start && script[at + name.len()] == b'=' && same(script, at, name) {
+            let start = at + name.len() + 1;
+            let mut end = start;
+            while end < script.len() && script[end] != b'\n' {
+                end += 1;
+            }
+            let (line, _) = script.split_at(end);
+            let (_, value) = line.split_at(start);
+            match std::str::from_utf8(value) {
+                Ok(v) => return v,
+                Err(_) => panic!("scripts/livekit-version.sh is not UTF-8"),
+            }
+        }
+        at += 1;
+    }
+    panic!("scripts/livekit-version.sh does not set this version")
+}
+
+const fn same(haystack: &[u8], at: usize, needle: &[u8]) -> bool {
+    let mut i = 0;
+    while i < needle.len() {
+        if haystack[at + i] != needle[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// Ports that no other test in this process has been given and that are free right now.
 pub fn free_port(udp: bool) -> u16 {
