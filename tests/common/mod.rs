@@ -1,6 +1,12 @@
 //! Shared test harness: runs the real `bedrud` binary against the real livekit-server, each test
 //! in its own temp folder with its own ports, and gives the tests ways to look at what happened.
+//! API tests that never reach LiveKit run bedrud in-process instead ([`TestApp`], in `in_process`).
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+mod in_process;
+
+#[allow(unused_imports)] // only the API test binaries use it
+pub use in_process::TestApp;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -350,8 +356,25 @@ impl Bedrud {
         }
     }
 
+    /// SIGTERM, as `systemctl stop` sends, then waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit()
+    }
+}
+
+impl Api for Bedrud {
+    fn url(&self, path: &str) -> String {
+        Bedrud::url(self, path)
+    }
+}
+
+/// The JSON API of a running bedrud — a real process ([`Bedrud`]) or in-process ([`TestApp`]).
+pub trait Api {
+    fn url(&self, path: &str) -> String;
+
     /// A JSON API call on this bedrud: (status, body).
-    pub fn call(
+    fn call(
         &self,
         method: &str,
         path: &str,
@@ -362,7 +385,7 @@ impl Bedrud {
     }
 
     /// Registers an account for `email`; returns (access token, refresh token, user id).
-    pub fn register(&self, email: &str) -> (String, String, String) {
+    fn register(&self, email: &str) -> (String, String, String) {
         let name = email.split('@').next().unwrap();
         let body =
             serde_json::json!({"email": email, "password": "correct horse battery", "name": name});
@@ -374,12 +397,6 @@ impl Bedrud {
             field("refreshToken"),
             r["user"]["id"].as_str().unwrap().to_string(),
         )
-    }
-
-    /// SIGTERM, as `systemctl stop` sends, then waits for the exit.
-    pub fn terminate(&mut self) -> ExitStatus {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
-        self.wait_exit()
     }
 }
 
