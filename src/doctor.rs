@@ -167,27 +167,17 @@ async fn node_ip_reachability(config: &Config) -> Finding {
     let (configured, host) = (e.node_ip, config.server.host.clone());
     let resolve =
         tokio::task::spawn_blocking(move || node_ip::resolve(configured, &host, &node_ip::System));
-    let chosen = match tokio::time::timeout(NET_TIMEOUT, resolve).await {
-        Ok(Ok(chosen)) => chosen,
-        Ok(Err(e)) => {
-            return bad(
-                check,
-                Level::Fail,
-                format!("node_ip resolution failed: {e}"),
-                "",
-            )
+    let chosen = match within(resolve).await {
+        Ok(chosen) => chosen,
+        Err(Slow::Failed(e)) => {
+            let cause = format!("node_ip resolution failed: {e}");
+            return bad(check, Level::Fail, cause, "");
         }
-        Err(_) => {
-            return bad(
-                check,
-                Level::Warn,
-                format!(
-                    "resolving server.host {} took longer than {}s",
-                    config.server.host,
-                    NET_TIMEOUT.as_secs()
-                ),
-                "Check this host's DNS resolver, or set livekit.nodeIP",
-            )
+        Err(Slow::TimedOut) => {
+            let host = &config.server.host;
+            let cause = format!("resolving server.host {host} took longer than {NET_TIMEOUT:?}");
+            let fix = "Check this host's DNS resolver, or set livekit.nodeIP";
+            return bad(check, Level::Warn, cause, fix);
         }
     };
     let public_host = config
@@ -382,7 +372,7 @@ async fn redis(address: &str) -> Finding {
         let addr = first.ok_or_else(|| std::io::Error::other("no address"))?;
         tokio::net::TcpStream::connect(addr).await
     };
-    let reachable = matches!(tokio::time::timeout(NET_TIMEOUT, connect).await, Ok(Ok(_)));
+    let reachable = within(connect).await.is_ok();
     if reachable {
         ok(check, format!("{address} answers"))
     } else {
@@ -452,28 +442,19 @@ async fn webhooks(config: &Config) -> Finding {
         let rooms = store.tracked_room_names().await?.len();
         Ok::<_, crate::store::StoreError>((events, rooms))
     };
-    let counts = tokio::time::timeout(NET_TIMEOUT, counts).await;
+    let counts = within(counts).await;
     store.close().await;
     let (events, rooms) = match counts {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            return bad(
-                check,
-                Level::Fail,
-                format!("cannot read the webhook events from the database: {e}"),
-                "Check database.url and that bedrud has started once (it creates its tables)",
-            )
+        Ok(c) => c,
+        Err(Slow::Failed(e)) => {
+            let cause = format!("cannot read the webhook events from the database: {e}");
+            let fix = "Check database.url and that bedrud has started once (it creates its tables)";
+            return bad(check, Level::Fail, cause, fix);
         }
-        Err(_) => {
-            return bad(
-                check,
-                Level::Fail,
-                format!(
-                    "the database did not answer within {}s",
-                    NET_TIMEOUT.as_secs()
-                ),
-                "Check database.url and that the database is running",
-            )
+        Err(Slow::TimedOut) => {
+            let cause = format!("the database did not answer within {NET_TIMEOUT:?}");
+            let fix = "Check database.url and that the database is running";
+            return bad(check, Level::Fail, cause, fix);
         }
     };
     match (events, rooms) {
@@ -506,6 +487,23 @@ async fn open_store_read_only(config: &Config) -> anyhow::Result<Option<Store>> 
         .await
         .context("database.url")?;
     Ok(Some(store))
+}
+
+/// Why a bounded piece of I/O gave no answer.
+enum Slow {
+    Failed(String),
+    TimedOut,
+}
+
+/// `work` within `NET_TIMEOUT`, so that no check can hang doctor.
+async fn within<T, E: std::fmt::Display>(
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Slow> {
+    match tokio::time::timeout(NET_TIMEOUT, work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Slow::Failed(e.to_string())),
+        Err(_) => Err(Slow::TimedOut),
+    }
 }
 
 /// The report as a human reads it.
