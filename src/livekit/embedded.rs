@@ -41,7 +41,11 @@ pub async fn prepare(
             (ConfigSource::Static(path.clone()), None, Vec::new(), ports)
         }
         None => {
-            let node = resolve_node_ip(config, e);
+            // Resolving server.host is blocking DNS: off the async runtime.
+            let (c, emb) = (config.clone(), e.clone());
+            let node = tokio::task::spawn_blocking(move || resolve_node_ip(&c, &emb))
+                .await
+                .context("node_ip resolution")?;
             let generated = generate(config, e, credentials, &node, api_port, version);
             let yaml = generated.yaml.render(true);
             (
