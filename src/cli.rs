@@ -107,8 +107,10 @@ enum LivekitCommand {
         show_secrets: bool,
     },
     /// Print the `webhook:` block to paste into an external LiveKit's YAML for this bedrud
+    /// (reads the API key; never generates one)
     WebhookConfig,
-    /// Mint a LiveKit join token for testing a client (publish everything, no admin rights)
+    /// Mint a LiveKit join token for testing a client (publish everything, no admin rights;
+    /// reads the API key pair, never generates one: see `bedrud secrets init`)
     Token {
         #[arg(long)]
         room: String,
