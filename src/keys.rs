@@ -78,9 +78,10 @@ pub fn livekit_credentials(
     if let Some(c) = &config.livekit.credentials {
         return Ok((c.clone(), Origin::Configured));
     }
-    if let Some(doc) = config.embedded().and_then(|e| e.static_yaml()) {
-        let path = config.embedded().and_then(|e| e.static_config.clone());
-        let path = path.expect("static_yaml is Some only with a static config");
+    let static_config = config
+        .embedded()
+        .and_then(|e| Some((e.static_config.clone()?, e.static_yaml()?)));
+    if let Some((path, doc)) = static_config {
         return Ok((
             static_credentials(&doc?, &path)?,
             Origin::StaticLiveKitConfig(path),
