@@ -102,19 +102,32 @@ pub fn generated(server: &Server, e: &Embedded) -> Vec<PortClaim> {
 }
 
 /// LiveKit's HTTP port when its config does not say (`port`).
-pub const LIVEKIT_DEFAULT_PORT: u16 = 7880;
+const LIVEKIT_DEFAULT_PORT: u16 = 7880;
+
+/// LiveKit's HTTP/WebSocket port among its claims (where bedrud probes it and clients connect).
+pub fn http_port(claims: &[PortClaim]) -> u16 {
+    claims
+        .iter()
+        .find(|c| matches!(c.key, "livekit.port" | "port"))
+        .map_or(LIVEKIT_DEFAULT_PORT, |c| c.port)
+}
 /// LiveKit's ICE/TCP port when its config does not say (`rtc.tcp_port`).
 const LIVEKIT_DEFAULT_RTC_TCP_PORT: u16 = 7881;
 
 /// The ports a static LiveKit YAML asks for, with LiveKit's defaults where it is silent
 /// (TURN has no default ports in LiveKit: only the ones written are opened).
 pub fn from_static(doc: &yaml_serde::Value) -> Vec<PortClaim> {
+    // Absent: LiveKit's default (if it has one). Written as 0: that listener is off.
+    let setting = |path: &[&str]| path.iter().try_fold(doc, |v, k| v.get(*k));
     let number = |path: &[&str]| {
-        path.iter()
-            .try_fold(doc, |v, k| v.get(*k))
+        setting(path)
             .and_then(|v| v.as_u64())
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p != 0)
+    };
+    let or_default = |path: &[&str], default: u16| match setting(path) {
+        None => Some(default),
+        Some(_) => number(path),
     };
     let claim = |port, udp, key| PortClaim {
         port,
@@ -122,18 +135,10 @@ pub fn from_static(doc: &yaml_serde::Value) -> Vec<PortClaim> {
         key,
         file: SetIn::StaticLiveKit,
     };
-    let mut claims = vec![
-        claim(
-            number(&["port"]).unwrap_or(LIVEKIT_DEFAULT_PORT),
-            false,
-            "port",
-        ),
-        claim(
-            number(&["rtc", "tcp_port"]).unwrap_or(LIVEKIT_DEFAULT_RTC_TCP_PORT),
-            false,
-            "rtc.tcp_port",
-        ),
-    ];
+    let mut claims = Vec::new();
+    claims.extend(or_default(&["port"], LIVEKIT_DEFAULT_PORT).map(|p| claim(p, false, "port")));
+    let tcp = or_default(&["rtc", "tcp_port"], LIVEKIT_DEFAULT_RTC_TCP_PORT);
+    claims.extend(tcp.map(|p| claim(p, false, "rtc.tcp_port")));
     claims.extend(number(&["rtc", "udp_port"]).map(|p| claim(p, true, "rtc.udp_port")));
     let turn_on = doc
         .get("turn")

@@ -56,10 +56,7 @@ pub async fn prepare(
             )
         }
     };
-    // Both lists start with LiveKit's HTTP port.
-    let port = ports
-        .first()
-        .map_or(ports::LIVEKIT_DEFAULT_PORT, |c| c.port);
+    let port = ports::http_port(&ports);
     Ok(Prepared {
         plan: Plan {
             binary,
