@@ -3,6 +3,14 @@
 //! SQLite database in its own temp folder. LiveKit is "external" at a port where nothing
 //! listens, so `/ready` is 503 and joins answer 503 — tests that need LiveKit use `Bedrud`.
 //! Starting one takes milliseconds (no process, no LiveKit), so each test gets its own.
+//!
+//! ```ignore
+//! let app = TestApp::with_config("server:\n  someNewKey: 5s\nauth:\n  allowRegistration: false\n");
+//! let (status, body) = app.call("GET", "/api/room/list", Some(&token), None); // the Api trait
+//! let raw = std::net::TcpStream::connect(app.addr);  // hostile clients speak to the socket
+//! let db = app.database();                           // or break the store underneath
+//! ```
+//! Dropping it shuts bedrud down as SIGTERM would and fails the test if `run` returned an error.
 
 use std::net::SocketAddr;
 
