@@ -319,23 +319,34 @@ fn joins_carry_the_rooms_limits_and_roles_in_their_token_grants() {
     assert_eq!(st, 404);
 }
 
-#[test]
-fn private_rooms_and_guest_rules() {
-    let api = Real::start("");
+/// Three rooms by `owner@`: private (guests allowed), open (guests allowed), members-only.
+fn rooms_for_guests(api: &impl Api) -> (String, String) {
     let (owner, _, _) = api.register("owner@example.test");
     let (other, _, _) = api.register("other@example.test");
-    create_room(
-        &api,
-        &owner,
+    for body in [
         json!({"name": "private", "isPublic": false, "settings": {"allowGuests": true}}),
-    );
-    create_room(
-        &api,
-        &owner,
         json!({"name": "open", "settings": {"allowGuests": true}}),
-    );
-    create_room(&api, &owner, json!({"name": "members-only"}));
+        json!({"name": "members-only"}),
+    ] {
+        assert_eq!(create_room(api, &owner, body).0, 201);
+    }
+    (owner, other)
+}
 
+fn guest_join(api: &impl Api, room: &str, name: &str) -> (u16, Value) {
+    api.call(
+        "POST",
+        "/api/room/guest-join",
+        None,
+        Some(json!({"roomName": room, "guestName": name})),
+    )
+}
+
+/// Refusals come before LiveKit is asked anything, so they need none.
+#[test]
+fn private_rooms_and_guest_rules_refuse_without_livekit() {
+    let api = TestApp::spawn();
+    let (_, other) = rooms_for_guests(&api);
     let (st, body) = api.call(
         "POST",
         "/api/room/join",
@@ -347,59 +358,48 @@ fn private_rooms_and_guest_rules() {
     let (st, _) = api.call("GET", "/api/room/private/participants", Some(&other), None);
     assert_eq!(st, 403);
     assert_eq!(
-        api.call(
-            "POST",
-            "/api/room/join",
-            Some(&owner),
-            Some(json!({"roomName": "private"}))
-        )
-        .0,
-        200
+        guest_join(&api, "private", "Visitor").0,
+        403,
+        "private rooms admit no guests"
     );
-
-    let guest = |room: &str| {
-        api.call(
-            "POST",
-            "/api/room/guest-join",
-            None,
-            Some(json!({"roomName": room, "guestName": "Visitor"})),
-        )
-    };
-    let (st, body) = guest("open");
-    assert_eq!(st, 200, "{body}");
-    let claims = jwt_claims(body["token"].as_str().unwrap());
-    assert!(claims["sub"].as_str().unwrap().starts_with("g_"));
-    assert_eq!(claims["name"], "Visitor");
-    assert_eq!(claims["metadata"], r#"{"role":"guest"}"#);
-    assert_eq!(guest("private").0, 403, "private rooms admit no guests");
     assert_eq!(
-        guest("members-only").0,
+        guest_join(&api, "members-only", "Visitor").0,
         403,
         "guests not allowed by the room"
     );
-    assert_eq!(guest("missing").0, 404);
-    let (st, _) = api.call(
-        "POST",
-        "/api/room/guest-join",
-        None,
-        Some(json!({"roomName": "open", "guestName": ""})),
-    );
-    assert_eq!(st, 400);
+    assert_eq!(guest_join(&api, "missing", "Visitor").0, 404);
+    assert_eq!(guest_join(&api, "open", "").0, 400);
+    let (st, body) = guest_join(&api, "open", "Visitor");
+    assert_eq!(st, 503, "allowed, but there is no LiveKit: {body}");
 
-    let closed = Real::start("rooms:\n  allowGuests: false\n");
+    let closed = TestApp::with_config("rooms:\n  allowGuests: false\n");
     let (o, _, _) = closed.register("o@example.test");
     create_room(
         &closed,
         &o,
         json!({"name": "open", "settings": {"allowGuests": true}}),
     );
-    let (st, _) = closed.call(
-        "POST",
-        "/api/room/guest-join",
-        None,
-        Some(json!({"roomName": "open", "guestName": "V"})),
-    );
+    let (st, _) = guest_join(&closed, "open", "V");
     assert_eq!(st, 403, "the server-wide switch wins");
+}
+
+#[test]
+fn private_rooms_admit_their_owner_and_open_rooms_admit_guests() {
+    let api = Real::start("");
+    let (owner, _) = rooms_for_guests(&api);
+    let (st, body) = api.call(
+        "POST",
+        "/api/room/join",
+        Some(&owner),
+        Some(json!({"roomName": "private"})),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = guest_join(&api, "open", "Visitor");
+    assert_eq!(st, 200, "{body}");
+    let claims = jwt_claims(body["token"].as_str().unwrap());
+    assert!(claims["sub"].as_str().unwrap().starts_with("g_"));
+    assert_eq!(claims["name"], "Visitor");
+    assert_eq!(claims["metadata"], r#"{"role":"guest"}"#);
 }
 
 #[test]
