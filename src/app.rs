@@ -3,10 +3,9 @@
 //! supervision (or following an external LiveKit), HTTP, reconciliation, systemd notification —
 //! and shuts all of it down in order, also when one of them ends on its own.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,6 +26,7 @@ use crate::livekit::{config as livekit_config, embedded, external};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::reconcile::Reconciler;
+use crate::rooms::RoomDirectory;
 use crate::secret::Secret;
 use crate::store::{self, Store};
 use crate::supervisor::Supervisor;
@@ -85,6 +85,7 @@ impl Application {
     /// reported by `port()`.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         crate::install_tls_provider();
+        crate::host::memory::return_large_blocks();
         let tls = match &config.server.tls {
             Some(files) => Some(load_tls(files).await?),
             None => None,
@@ -126,6 +127,7 @@ impl Application {
             status: status.clone(),
             interval: config.rooms.reconcile_interval,
             webhook_warning: state.webhook_warning.clone(),
+            directory: state.directory.clone(),
         };
         Ok(Application {
             config,
@@ -169,17 +171,14 @@ impl Application {
         });
 
         let handle = axum_server::Handle::new();
-        let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let mut http_task: JoinHandle<Result<(), String>> = match tls {
-            Some(tls) => {
-                let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
-                tokio::spawn(async move { server.serve(service).await.map_err(|e| e.to_string()) })
-            }
-            None => {
-                let server = axum_server::from_tcp(listener)?.handle(handle.clone());
-                tokio::spawn(async move { server.serve(service).await.map_err(|e| e.to_string()) })
-            }
-        };
+        let limits = config.server.limits;
+        let router = http::router(state);
+        let server_handle = handle.clone();
+        let mut http_task = tokio::spawn(async move {
+            http::server::serve(listener, tls, router, limits, server_handle)
+                .await
+                .map_err(|e| e.to_string())
+        });
         tracing::info!(port, tls = config.server.tls.is_some(), "API listening");
 
         let (lk_alive, http_alive) = (livekit_task.abort_handle(), http_task.abort_handle());
@@ -290,6 +289,12 @@ fn state(
         &c.server.host,
         livekit_port,
     );
+    let livekit = LiveKitClient::new(&internal, &creds);
+    let directory = Arc::new(RoomDirectory::new(
+        store.clone(),
+        livekit.clone(),
+        c.rooms.livekit_room.clone(),
+    ));
     AppState::new(Shared {
         store: store.clone(),
         auth: Auth::new(
@@ -297,7 +302,7 @@ fn state(
             c.auth.access_token_ttl,
             c.auth.refresh_token_ttl,
         ),
-        livekit: LiveKitClient::new(&internal, &creds),
+        livekit,
         livekit_status: status,
         webhook_verifier: TokenVerifier::with_api_key(&creds.api_key, creds.api_secret.expose()),
         credentials: creds,
@@ -307,8 +312,9 @@ fn state(
         metrics: Arc::new(Metrics::default()),
         login_limiter: RateLimiter::new(c.auth.login_attempts_per_minute),
         address_limiter: RateLimiter::new(c.auth.login_attempts_per_minute.saturating_mul(3)),
-        ensured_rooms: Mutex::new(HashMap::new()),
-        room_cache: Default::default(),
+        body_timeout: c.server.limits.body_timeout,
+        register_limiter: RateLimiter::new(c.auth.registrations_per_minute),
+        directory,
         webhook_warning: Default::default(),
     })
 }
@@ -378,13 +384,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         Some(u) => u.clone(),
         None => {
             let dir = &config.server.data_dir;
-            std::fs::create_dir_all(dir).with_context(|| {
+            store::prepare_default(dir).with_context(|| {
                 format!(
                     "cannot create the data folder {} (server.dataDir)",
                     dir.display()
                 )
-            })?;
-            store::default_url(dir)
+            })?
         }
     };
     // The URL may hold a password: errors name the key, not the value.

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::livekit::client::{LiveKitClient, LkError};
 use crate::livekit::status::LiveKitStatus;
 use crate::metrics::Metrics;
+use crate::rooms::{DirectoryError, RoomDirectory};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum ReconcileError {
     LiveKit(#[from] LkError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
 }
 
 pub struct Reconciler {
@@ -28,6 +31,8 @@ pub struct Reconciler {
     pub interval: Duration,
     /// Set while LiveKit reports people in bedrud's rooms but no webhook ever arrived.
     pub webhook_warning: Arc<Mutex<Option<String>>>,
+    /// Told which rooms LiveKit no longer has, and enforces bans on whoever is connected.
+    pub directory: Arc<RoomDirectory>,
 }
 
 /// What the administrator is told when LiveKit's webhooks do not reach bedrud.
@@ -95,21 +100,50 @@ impl Reconciler {
         let live = self.livekit.list_rooms().await?;
         let mut corrections = 0;
         let mut present = 0;
-        for (name, sid) in &live {
-            if self.store.room_by_name(name).await?.is_none() {
+        for lk in &live {
+            let Some(room) = self.directory.find(&lk.name).await? else {
                 continue; // not a bedrud room
+            };
+            if i64::from(lk.max_participants) != room.max_participants {
+                // Created by someone else (an external LiveKit with auto-create, or a token from
+                // another tool): re-apply bedrud's settings; CreateRoom updates an existing room.
+                tracing::warn!(
+                    room = %lk.name,
+                    livekit = lk.max_participants,
+                    bedrud = room.max_participants,
+                    "LiveKit has this room with another participant limit; applying bedrud's"
+                );
+                self.directory.forget_live(&lk.name);
+                self.directory.ensure_live(&room).await?;
+                corrections += 1;
             }
-            let participants = match self.livekit.active_participants(name).await {
+            let mut participants = match self.livekit.active_participants(&lk.name).await {
                 Ok(p) => p,
                 Err(LkError::NotFound(_)) => continue, // closed meanwhile; the next pass sees it
                 Err(e) => return Err(e.into()),
             };
+            let mut banned = Vec::new();
+            for p in &participants {
+                if self
+                    .directory
+                    .turn_away_if_banned(&lk.name, &p.identity)
+                    .await?
+                {
+                    banned.push(p.identity.clone());
+                }
+            }
+            participants.retain(|p| !banned.contains(&p.identity));
+            corrections += banned.len() as u64;
             present += participants.len();
-            corrections += self.store.sync_room(name, sid, &participants).await?;
+            corrections += self
+                .store
+                .sync_room(&lk.name, &lk.sid, &participants)
+                .await?;
         }
         for tracked in self.store.tracked_room_names().await? {
-            if !live.iter().any(|(n, _)| *n == tracked) {
+            if !live.iter().any(|lk| lk.name == tracked) {
                 corrections += self.store.clear_room(&tracked).await?;
+                self.directory.forget_live(&tracked);
             }
         }
         Ok((corrections, present))

@@ -359,8 +359,8 @@ fn private_rooms_and_guest_rules_refuse_without_livekit() {
     assert_eq!(st, 403);
     assert_eq!(
         guest_join(&api, "private", "Visitor").0,
-        403,
-        "private rooms admit no guests"
+        404,
+        "private rooms admit no guests, and anonymous callers cannot tell them from none"
     );
     assert_eq!(
         guest_join(&api, "members-only", "Visitor").0,

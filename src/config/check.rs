@@ -9,9 +9,10 @@ use std::time::Duration;
 use super::ports;
 use super::raw::{RawAuth, RawConfig, RawDatabase, RawLiveKit, RawRooms, RawServer};
 use super::{
-    Auth, Config, Credentials, Embedded, Env, LiveKit, Mode, Problem, Rooms, Server, Source,
-    Supervision, TlsFiles, Turn, MIN_SECRET_LEN,
+    Auth, Config, Credentials, Embedded, Env, HttpLimits, LiveKit, Mode, Problem, Rooms, Server,
+    Source, Supervision, TlsFiles, Turn, MIN_SECRET_LEN,
 };
+use crate::livekit::client::RoomOptions;
 use crate::secret::Secret;
 
 /// Collects problems while turning raw values into checked ones.
@@ -186,12 +187,21 @@ fn validate_server(raw: &RawServer, source: &Source, env: &Env, c: &mut Checker)
         }
         (_, d) => PathBuf::from(d),
     };
+    let max_connections = raw.max_connections;
+    if !(1..=1_000_000).contains(&max_connections) {
+        c.fail("server.maxConnections", "must be between 1 and 1000000");
+    }
     Server {
         host: raw.host.trim().to_string(),
         bind_address,
         port,
         tls,
         data_dir,
+        limits: HttpLimits {
+            header_timeout: c.duration("server.headerTimeout", &raw.header_timeout),
+            body_timeout: c.duration("server.bodyTimeout", &raw.body_timeout),
+            max_connections: max_connections.clamp(1, 1_000_000) as usize,
+        },
     }
 }
 
@@ -226,12 +236,17 @@ fn validate_auth(raw: &RawAuth, c: &mut Checker) -> Auth {
     if !(1..=10_000).contains(&attempts) {
         c.fail("auth.loginAttemptsPerMinute", "must be between 1 and 10000");
     }
+    let sign_ups = raw.registrations_per_minute;
+    if !(1..=10_000).contains(&sign_ups) {
+        c.fail("auth.registrationsPerMinute", "must be between 1 and 10000");
+    }
     Auth {
         jwt_secret: (!secret.is_empty()).then_some(secret),
         access_token_ttl: c.duration("auth.accessTokenTtl", &raw.access_token_ttl),
         refresh_token_ttl: c.duration("auth.refreshTokenTtl", &raw.refresh_token_ttl),
         allow_registration: raw.allow_registration,
         login_attempts_per_minute: attempts.clamp(1, 10_000) as u32,
+        registrations_per_minute: sign_ups.clamp(1, 10_000) as u32,
     }
 }
 
@@ -248,6 +263,10 @@ fn validate_rooms(raw: &RawRooms, c: &mut Checker) -> Rooms {
         allow_guests: raw.allow_guests,
         default_max_participants: max.clamp(1, 100_000) as u32,
         reconcile_interval: c.duration("rooms.reconcileInterval", &raw.reconcile_interval),
+        livekit_room: RoomOptions {
+            empty_timeout: c.duration("rooms.emptyTimeout", &raw.empty_timeout),
+            departure_timeout: c.duration("rooms.departureTimeout", &raw.departure_timeout),
+        },
     }
 }
 

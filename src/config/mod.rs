@@ -193,6 +193,16 @@ pub struct Server {
     pub port: u16,
     pub tls: Option<TlsFiles>,
     pub data_dir: PathBuf,
+    pub limits: HttpLimits,
+}
+
+/// What one client connection may cost: how long it may take to send a request's header and
+/// body, how long it may sit idle between requests, and how many connections are open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +213,8 @@ pub struct Auth {
     pub refresh_token_ttl: Duration,
     pub allow_registration: bool,
     pub login_attempts_per_minute: u32,
+    /// Sign-ups per client address per minute.
+    pub registrations_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +224,8 @@ pub struct Rooms {
     pub allow_guests: bool,
     pub default_max_participants: u32,
     pub reconcile_interval: Duration,
+    /// How LiveKit treats the rooms bedrud creates (`rooms.emptyTimeout`, `rooms.departureTimeout`).
+    pub livekit_room: crate::livekit::client::RoomOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -180,6 +180,9 @@ pub(super) struct RawServer {
     pub(super) cert_file: String,
     pub(super) key_file: String,
     pub(super) data_dir: String,
+    pub(super) header_timeout: String,
+    pub(super) body_timeout: String,
+    pub(super) max_connections: i64,
 }
 
 impl Default for RawServer {
@@ -192,6 +195,9 @@ impl Default for RawServer {
             cert_file: String::new(),
             key_file: String::new(),
             data_dir: "/var/lib/bedrud".into(),
+            header_timeout: "10s".into(),
+            body_timeout: "30s".into(),
+            max_connections: 10_000,
         }
     }
 }
@@ -277,6 +283,7 @@ pub(super) struct RawAuth {
     pub(super) refresh_token_ttl: String,
     pub(super) allow_registration: bool,
     pub(super) login_attempts_per_minute: i64,
+    pub(super) registrations_per_minute: i64,
 }
 
 impl Default for RawAuth {
@@ -287,6 +294,7 @@ impl Default for RawAuth {
             refresh_token_ttl: "30days".into(),
             allow_registration: true,
             login_attempts_per_minute: 10,
+            registrations_per_minute: 5,
         }
     }
 }
@@ -298,15 +306,19 @@ pub(super) struct RawRooms {
     pub(super) allow_guests: bool,
     pub(super) default_max_participants: i64,
     pub(super) reconcile_interval: String,
+    pub(super) empty_timeout: String,
+    pub(super) departure_timeout: String,
 }
 
 impl Default for RawRooms {
     fn default() -> Self {
         RawRooms {
-            join_token_ttl: "10m".into(),
+            join_token_ttl: "2m".into(),
             allow_guests: true,
             default_max_participants: 50,
             reconcile_interval: "30s".into(),
+            empty_timeout: "5m".into(),
+            departure_timeout: "20s".into(),
         }
     }
 }

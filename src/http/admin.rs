@@ -6,13 +6,11 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiResult, AppState, SignedIn};
+use super::{ApiResult, AppState, SignedIn};
 
 /// `GET /api/admin/livekit`: what the dashboard shows about LiveKit.
 pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
-    if !who.is_admin() {
-        return Err(ApiError::Forbidden("admins only".into()));
-    }
+    who.require_admin(&s).await?;
     let status = s.livekit_status.borrow().clone();
     let rooms: Vec<Value> = s
         .store
