@@ -18,12 +18,22 @@ mirror=${mirror:-http://deb.debian.org/debian}
 
 echo "debian-root: debootstrap $suite from $mirror into .tools/debian-root" >&2
 tmp="$target.tmp"
-rm -rf "$tmp"
+# debootstrap mounts /proc (and /sys, devpts) inside the root it builds. An interrupted run would
+# leave them mounted in the checkout, and a plain rm -rf would walk into the host's /proc: unmount
+# whatever is mounted under the temp root, deepest first, and never cross into another file system.
+cleanup() {
+  [ -e "$tmp" ] || return 0
+  awk -v t="$tmp" '$2 == t || index($2, t "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
+    while read -r m; do umount -l "$m" || true; done
+  rm -rf --one-file-system "$tmp"
+}
+trap cleanup EXIT
+cleanup
 debootstrap --variant=minbase --include=systemd,ca-certificates,man-db "$suite" "$tmp" "$mirror" >"$PWD/.tools/debootstrap.log" 2>&1 || {
   echo "debian-root: debootstrap failed; see .tools/debootstrap.log" >&2
   exit 1
 }
 # Nothing of the download cache is needed afterwards.
 rm -rf "$tmp"/var/cache/apt/archives/*.deb
-rm -rf "$target"
+rm -rf --one-file-system "$target"
 mv "$tmp" "$target"

@@ -3,6 +3,7 @@
 //! both. Needs root, the built packages and a private network namespace: scripts/test.sh builds
 //! them (scripts/package.sh) and runs this through scripts/netns-run.sh.
 
+mod booted;
 mod common;
 
 use std::collections::BTreeSet;
@@ -53,6 +54,21 @@ fn run_ok(cmd: &mut Command) -> String {
     text(&out)
 }
 
+/// A throwaway copy of the clean Debian root (scripts/debian-root.sh): (its folder, the root).
+fn copy_clean_root() -> (tempfile::TempDir, PathBuf) {
+    let clean = repo_root().join(".tools/debian-root");
+    assert!(
+        clean.join("usr/bin/systemd-sysusers").is_file(),
+        "no clean Debian root at {}. Make it with: scripts/debian-root.sh (needs debootstrap \
+         and the Debian mirror; scripts/setup.sh does)",
+        clean.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    run_ok(Command::new("cp").arg("-a").arg(&clean).arg(&root));
+    (dir, root)
+}
+
 /// A throwaway copy of the clean Debian root (scripts/debian-root.sh), with /proc and /dev/pts
 /// mounted while it exists. Commands run in it with chroot, in a clean environment.
 struct DebianRoot {
@@ -67,16 +83,7 @@ impl DebianRoot {
             nix::unistd::geteuid().is_root(),
             "the package tests install packages into a chroot and must run as root"
         );
-        let clean = repo_root().join(".tools/debian-root");
-        assert!(
-            clean.join("usr/bin/systemd-sysusers").is_file(),
-            "no clean Debian root at {}. Make it with: scripts/debian-root.sh (needs debootstrap \
-             and the Debian mirror; scripts/setup.sh does)",
-            clean.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        run_ok(Command::new("cp").arg("-a").arg(&clean).arg(&root));
+        let (dir, root) = copy_clean_root();
         let mut r = DebianRoot {
             root,
             mounts: Vec::new(),
