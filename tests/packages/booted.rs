@@ -1,7 +1,9 @@
-//! The .deb under a real, booted systemd: a copy of the clean Debian root booted by
-//! systemd-nspawn in its own private network, then installed, started, stopped, killed, hung,
-//! upgraded and purged the way an administrator does it, with `apt-get` and `systemctl` inside.
-//! The unit's sandbox is checked on the running process itself.
+//! The packages under a real, booted systemd: a copy of a clean Debian root booted by
+//! systemd-nspawn in its own private network, then the .deb installed, started, stopped, killed,
+//! hung, upgraded and purged the way an administrator does it, with `apt-get` and `systemctl`
+//! inside; the unit's sandbox checked on the running process itself; and the .rpm installed,
+//! started, upgraded and erased by `rpm` inside such a container (docs/packaging.md says why
+//! the root is Debian's). Figures are printed with --nocapture.
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
