@@ -49,7 +49,16 @@ impl Booted {
         let (dir, root) = copy_clean_root(name, "usr/lib/systemd/systemd");
         let console = dir.path().join("console.log");
         let log = std::fs::File::create(&console).unwrap();
-        let child = Command::new(nspawn)
+        let mut cmd = Command::new(nspawn);
+        // Should the test itself be killed (no Drop), nspawn gets SIGTERM, which it turns into a
+        // halt of the container. The signal follows the spawning thread: the test's own.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd
             .args(["--register=no", "--keep-unit", "--private-network"])
             .args(["--console=read-only", "-D"])
             .arg(&root)
