@@ -1,7 +1,8 @@
 //! The packages, installed for real: the .deb into a clean Debian root made by debootstrap
 //! (install, run, upgrade, remove, purge), the .rpm into an RPM root, and lintian and rpmlint on
-//! both. Needs root, the built packages and a private network namespace: scripts/test.sh builds
-//! them (scripts/package.sh) and runs this through scripts/netns-run.sh.
+//! both; and both under a real systemd booted by systemd-nspawn (packages/booted.rs). Needs root,
+//! the built packages and a private network namespace: scripts/test.sh builds them
+//! (scripts/package.sh) and runs this through scripts/netns-run.sh.
 
 // The booted-systemd tests, in their own file (tests/packages/ is not a test target of its own).
 #[path = "packages/booted.rs"]
