@@ -131,10 +131,6 @@ pub async fn join(
     let identity = format!("u_{}", who.id());
     // The display name travels in the access token: a join needs no account lookup.
     let answer = admit(&s, &room, &identity, &who.0.name, role, &headers).await?;
-    s.metrics
-        .joins
-        .get_or_create(&JoinLabels { kind: "user" })
-        .inc();
     Ok(Json(answer))
 }
 
@@ -166,10 +162,6 @@ pub async fn guest_join(
     }
     let identity = format!("g_{}", Alphanumeric.sample_string(&mut rand::rng(), 12));
     let answer = admit(&s, &room, &identity, name, Role::Guest, &headers).await?;
-    s.metrics
-        .joins
-        .get_or_create(&JoinLabels { kind: "guest" })
-        .inc();
     Ok(Json(answer))
 }
 
@@ -237,6 +229,8 @@ async fn admit(
         s.rooms.join_token_ttl,
     )
     .map_err(|e| ApiError::Internal(format!("signing the join token: {e}")))?;
+    let kind = if role == Role::Guest { "guest" } else { "user" };
+    s.metrics.joins.get_or_create(&JoinLabels { kind }).inc();
     Ok(json!({
         "token": token,
         "livekitHost": s.livekit_url.for_request(
