@@ -166,11 +166,23 @@ impl Application {
             .internal_host
             .clone()
             .unwrap_or_else(|| format!("http://127.0.0.1:{livekit_port}"));
-        let public = crate::livekit::client_url::ClientUrl::new(
-            c.livekit.host.as_deref(),
-            &c.server.host,
-            livekit_port,
-        );
+        // Embedded: the browser reaches LiveKit's signaling through bedrud's own listener.
+        let embedded = matches!(c.livekit.mode, Mode::Embedded(_));
+        let public = if embedded {
+            crate::livekit::client_url::ClientUrl::proxied(
+                c.livekit.host.as_deref(),
+                &c.server.host,
+                self.port,
+                self.tls.is_some(),
+            )
+        } else {
+            crate::livekit::client_url::ClientUrl::new(
+                c.livekit.host.as_deref(),
+                &c.server.host,
+                livekit_port,
+            )
+        };
+        let livekit_proxy = embedded.then(|| format!("127.0.0.1:{livekit_port}"));
         let jwt_secret = match &c.auth.jwt_secret {
             Some(s) => s.clone(),
             None => keys::jwt_secret(&c.server.data_dir).context("auth.jwtSecret")?,
@@ -191,6 +203,7 @@ impl Application {
                 creds.api_secret.expose(),
             ),
             livekit_url: public,
+            livekit_proxy,
             rooms: c.rooms.clone(),
             allow_registration: c.auth.allow_registration,
             metrics: Arc::new(Metrics::default()),

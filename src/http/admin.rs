@@ -1,12 +1,14 @@
-//! For administrators and their tools: LiveKit status with active rooms, and `/metrics`.
+//! For administrators and their tools: LiveKit status with active rooms, accounts (making and
+//! removing administrators), and `/metrics`.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiResult, AppState, SignedIn};
+use super::{ApiError, ApiResult, AppState, JsonBody, SignedIn};
+use crate::store::Role;
 
 /// `GET /api/admin/livekit`: what the dashboard shows about LiveKit.
 pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
@@ -65,4 +67,47 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         )],
         s.metrics.render(),
     )
+}
+
+/// `GET /api/admin/users`: every account, for the admin page.
+pub async fn users(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
+    if !who.is_admin() {
+        return Err(ApiError::Forbidden("admins only".into()));
+    }
+    Ok(Json(json!({ "users": s.store.list_users().await? })))
+}
+
+#[derive(serde::Deserialize)]
+pub struct AdminFlag {
+    admin: bool,
+}
+
+/// `PUT /api/admin/users/{id}/admin` with `{"admin": bool}`: makes or removes an administrator.
+/// The change shows in that account's next access token (at its next refresh). The last
+/// administrator cannot be removed: nobody could then give the role back from the web.
+pub async fn set_admin(
+    State(s): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<AdminFlag>,
+) -> ApiResult<Json<Value>> {
+    if !who.is_admin() {
+        return Err(ApiError::Forbidden("admins only".into()));
+    }
+    let Some(user) = s.store.user_by_id(&id).await? else {
+        return Err(ApiError::NotFound("no such account".into()));
+    };
+    let role = if body.admin { Role::Admin } else { Role::User };
+    if user.role == Role::Admin && role == Role::User && s.store.admin_count().await? <= 1 {
+        return Err(ApiError::Conflict(
+            "this is the last administrator; make another one first".into(),
+        ));
+    }
+    s.store.set_role(&id, role).await?;
+    let user = s
+        .store
+        .user_by_id(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such account".into()))?;
+    Ok(Json(json!({ "user": user })))
 }
