@@ -10,6 +10,11 @@ command -v node >/dev/null && command -v npm >/dev/null || {
   echo "build-web: Node.js and npm are needed to build the web app: apt-get install nodejs npm" >&2
   exit 1
 }
+# Vite 8 and ESLint 10 need Node.js 20.19 or newer (Debian 12's own nodejs is 18).
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+  echo "build-web: Node.js $(node --version) is too old: 20.19 or newer is needed (Debian 13's nodejs, or NodeSource's for Debian 12)" >&2
+  exit 1
+fi
 # npm ci wipes node_modules: only when the lock file changed since the last install.
 stamp=node_modules/.bedrud-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)

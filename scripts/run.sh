@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+scripts/build-web.sh
 scripts/install-livekit.sh 1.13.5
 export PATH="$PWD/.tools/bin:$PATH"
 exec cargo run --release --locked -- serve "$@"

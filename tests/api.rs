@@ -235,9 +235,13 @@ fn rooms_create_list_taken_names_and_token_grants() {
         Some(json!({"roomName": "no-video"})),
     );
     assert_eq!(st, 200, "{join}");
-    // No livekit.host or server.host: clients are sent to the host they reached bedrud at.
-    let lk_port = api._sb.ports.livekit;
-    assert_eq!(join["livekitHost"], format!("ws://127.0.0.1:{lk_port}"));
+    // No livekit.host or server.host: clients are sent to the host they reached bedrud at, where
+    // bedrud proxies LiveKit's signaling under /livekit (embedded mode).
+    let api_port = api._sb.ports.api;
+    assert_eq!(
+        join["livekitHost"],
+        format!("ws://127.0.0.1:{api_port}/livekit")
+    );
     let (st, via_name) = call_with(
         "POST",
         &api.url("/api/room/join"),
@@ -253,7 +257,7 @@ fn rooms_create_list_taken_names_and_token_grants() {
     assert_eq!(st, 200, "{via_name}");
     assert_eq!(
         via_name["livekitHost"],
-        format!("ws://meet.example.test:{lk_port}")
+        format!("ws://meet.example.test:{api_port}/livekit")
     );
     let claims = jwt_claims(join["token"].as_str().unwrap());
     assert_eq!(claims["sub"], format!("u_{alice_id}"));

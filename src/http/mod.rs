@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/livekit/webhook", post(webhook::receive))
         .route("/api/{*rest}", any(not_found))
         .route("/livekit", any(livekit_proxy::proxy))
+        .route("/livekit/", any(livekit_proxy::proxy))
         .route("/livekit/{*rest}", any(livekit_proxy::proxy))
         .fallback(web::serve)
         .with_state(state)
