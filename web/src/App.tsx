@@ -1,10 +1,14 @@
+import { lazy, Suspense } from 'react';
 import { Link, Navigate, Route, Routes, useNavigate } from 'react-router-dom';
 import { api } from './api';
 import { useUser } from './session';
 import { AuthPage } from './pages/AuthPage';
 import { RoomsPage } from './pages/RoomsPage';
-import { MeetingPage } from './pages/MeetingPage';
 import { AdminPage } from './pages/AdminPage';
+
+// The meeting (LiveKit's client and components, most of the app's weight) loads only when a
+// meeting page is opened: signing in and the room list stay light.
+const MeetingPage = lazy(() => import('./pages/MeetingPage').then((m) => ({ default: m.MeetingPage })));
 
 export function App() {
   const user = useUser();
@@ -18,7 +22,7 @@ export function App() {
           <Route path="/signin" element={<AuthPage mode="signin" />} />
           <Route path="/signup" element={<AuthPage mode="signup" />} />
           <Route path="/rooms" element={user ? <RoomsPage /> : <Navigate to="/signin" replace />} />
-          <Route path="/r/:room" element={<MeetingPage />} />
+          <Route path="/r/:room" element={<Suspense fallback={<p className="page">Loading the meeting…</p>}><MeetingPage /></Suspense>} />
           <Route path="/admin" element={user ? <AdminPage /> : <Navigate to="/signin" replace />} />
           <Route path="*" element={<p className="page">This page does not exist. <Link to="/">Home</Link></p>} />
         </Routes>
