@@ -67,9 +67,18 @@ fn run_browser(b: &Bedrud, sb: &Sandbox, base: &str, scenario: &str, host_rules:
 #[test]
 fn people_meet_chat_and_are_moderated_in_the_browser() {
     require_private_network("web");
-    let (b, sb) = ready_bedrud("");
-    // 127.0.0.1 is a secure context, so camera and microphone work without TLS.
-    run_browser(&b, &sb, &b.url(""), "full", None);
+    // Access tokens live 35 s and the app renews them 30 s before expiry: the run only gets
+    // through its API calls if silent refresh (with rotation) works.
+    let (b, sb) = ready_bedrud("auth:\n  accessTokenTtl: 35s\n");
+    // 127.0.0.1 is a secure context, so camera and microphone work without TLS; the same server
+    // as http://meet.bedrud.test is not, and the page must say so.
+    run_browser(
+        &b,
+        &sb,
+        &b.url(""),
+        "full",
+        Some("MAP meet.bedrud.test 127.0.0.1"),
+    );
 }
 
 #[test]

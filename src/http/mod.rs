@@ -4,6 +4,7 @@
 mod accounts;
 pub use accounts::validate_account;
 mod admin;
+mod bans;
 mod health;
 mod livekit_proxy;
 mod moderation;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
             "/api/room/{room}/participants/{identity}/permissions",
             put(moderation::permissions),
         )
+        .route("/api/room/{room}/bans", get(bans::list))
         .route(
             "/api/room/{room}/bans/{identity}",
             delete(moderation::unban),

@@ -175,6 +175,15 @@ try {
     await axe(alice, 'sign-in');
     await shot(alice, 'sign-in');
 
+    // Not a secure context (plain http, not localhost): the page says why there is no camera.
+    const insecure = await person('insecure');
+    await insecure.goto(`http://meet.bedrud.test:${new URL(base).port}/r/standup`);
+    await insecure.getByRole('alert').filter({ hasText: 'camera and microphone are unavailable' })
+      .filter({ hasText: 'server.enableTLS' }).waitFor();
+    await shot(insecure, 'insecure-origin');
+    await insecure.context().close();
+    console.log('non-secure origin explained');
+
     await signUp(alice, 'Alice', 'alice@example.test');
     await signUp(bob, 'Bob', 'bob@example.test');
     // Sign out and in again, through the header.
@@ -217,7 +226,13 @@ try {
     await joinFromPreJoin(bob);
     await bob.getByRole('alert').filter({ hasText: 'removed from this room' }).waitFor();
     console.log('removed, and refused on rejoin');
-    await alice.locator('.people').getByRole('button', { name: 'Lift ban on Bob' }).waitFor();
+    // The ban is listed for the moderator; lifted, Bob may come back.
+    await alice.locator('.people').getByRole('button', { name: 'Lift ban on Bob' }).click();
+    await alice.getByRole('status').filter({ hasText: 'Ban on Bob lifted' }).waitFor();
+    await bob.getByRole('button', { name: 'Join meeting' }).click();
+    await bob.locator('.lk-video-conference').waitFor();
+    await alice.locator('.people li.person', { hasText: 'Bob' }).waitFor();
+    console.log('ban lifted, Bob back in');
 
     // A guest, by the room's link, with just a name.
     const guest = await person('guest');
@@ -228,6 +243,16 @@ try {
     await waitFrames(guest, 'guest');
     await alice.locator('.people li.person', { hasText: 'Gita Guest' }).waitFor();
     console.log('guest joined by link');
+
+    // Permissions: the guest may no longer publish, so LiveKit takes the camera away.
+    const gitaOnAlice = alice.locator('.people li.person', { hasText: 'Gita Guest' });
+    await gitaOnAlice.getByText('camera on').waitFor();
+    await gitaOnAlice.getByText('Permissions').click();
+    await gitaOnAlice.getByLabel('Publish', { exact: true }).uncheck();
+    await gitaOnAlice.getByRole('button', { name: 'Apply' }).click();
+    await alice.getByRole('status').filter({ hasText: 'Permissions of Gita Guest changed' }).waitFor();
+    await gitaOnAlice.getByText('no camera').waitFor();
+    console.log('permissions applied: the guest no longer publishes');
 
     // Phone-sized viewport.
     await guest.setViewportSize({ width: 390, height: 844 });
@@ -246,6 +271,12 @@ try {
     await admin.getByRole('button', { name: 'Remove admin role from bob@example.test' }).waitFor();
     console.log(`admin page shows LiveKit ${env.LIVEKIT_VERSION}; Bob made admin`);
     await shot(admin, 'admin');
+
+    // The owner ends the meeting for everyone.
+    alice.once('dialog', (d) => d.accept());
+    await alice.getByRole('button', { name: 'End meeting for all' }).click();
+    await guest.getByText('The meeting was ended for everyone.').waitFor();
+    console.log('meeting ended for all');
 
     // Dark colour scheme, for the record.
     await admin.emulateMedia({ colorScheme: 'dark' });

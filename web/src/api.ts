@@ -120,6 +120,9 @@ export const api = {
     request('POST', `/api/room/${encodeURIComponent(room)}/mute/${encodeURIComponent(identity)}`),
   permissions: (room: string, identity: string, p: Permissions) =>
     request('PUT', `/api/room/${encodeURIComponent(room)}/participants/${encodeURIComponent(identity)}/permissions`, p),
+  bans: (room: string) =>
+    request<{ bans: { identity: string; name: string | null; bannedAt: number }[] }>('GET', `/api/room/${encodeURIComponent(room)}/bans`)
+      .then((r) => r.bans),
   unban: (room: string, identity: string) =>
     request('DELETE', `/api/room/${encodeURIComponent(room)}/bans/${encodeURIComponent(identity)}`),
   livekitStatus: () => request<LiveKitStatus>('GET', '/api/admin/livekit'),

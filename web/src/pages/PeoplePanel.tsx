@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import { useParticipants, useRoomContext } from '@livekit/components-react';
 import { Track, type Participant } from 'livekit-client';
 import { api, type JoinAnswer } from '../api';
@@ -12,6 +12,14 @@ export function PeoplePanel({ room, me }: { room: string; me: JoinAnswer }) {
   const moderator = me.role === 'moderator';
   const [notice, setNotice] = useState('');
   const [banned, setBanned] = useState<{ identity: string; name: string }[]>([]);
+  const loadBans = useCallback(() => {
+    if (!moderator) return;
+    api.bans(room).then(
+      (bans) => setBanned(bans.map((b) => ({ identity: b.identity, name: b.name ?? `guest ${b.identity}` }))),
+      (e: Error) => setNotice(`Could not list bans: ${e.message}`),
+    );
+  }, [moderator, room]);
+  useEffect(loadBans, [loadBans]);
 
   async function act(what: string, f: () => Promise<unknown>) {
     try { await f(); setNotice(what); } catch (e) { setNotice(`${what} failed: ${(e as Error).message}`); }
@@ -27,7 +35,7 @@ export function PeoplePanel({ room, me }: { room: string; me: JoinAnswer }) {
             onMute={() => act(`Muted ${p.name || p.identity}`, () => api.mute(room, p.identity))}
             onKick={(ban) => act(`${ban ? 'Removed and banned' : 'Removed'} ${p.name || p.identity}`, async () => {
               await api.kick(room, p.identity, ban);
-              if (ban) setBanned((b) => [...b, { identity: p.identity, name: p.name || p.identity }]);
+              if (ban) loadBans();
             })}
             onPermissions={(perm) => act(`Permissions of ${p.name || p.identity} changed`,
               () => api.permissions(room, p.identity, perm))}
@@ -44,7 +52,7 @@ export function PeoplePanel({ room, me }: { room: string; me: JoinAnswer }) {
                 <button type="button" aria-label={`Lift ban on ${b.name}`}
                   onClick={() => act(`Ban on ${b.name} lifted`, async () => {
                     await api.unban(room, b.identity);
-                    setBanned((all) => all.filter((x) => x.identity !== b.identity));
+                    loadBans();
                   })}>Lift ban</button>
               </li>
             ))}
