@@ -3,6 +3,7 @@
 //!   1. HTTP: `GET /` (LiveKit's health answer), a fresh connection each time.
 //!   2. WebSocket join: connect, upgrade `/rtc` with a join token, first frame (join response).
 //!   3. WebSocket round trip on an open signaling connection: ping → pong (LiveKit answers).
+//!
 //! Run: `cargo bench --bench livekit_proxy`. Loopback only; needs no private namespace.
 
 #[path = "../tests/common/mod.rs"]
