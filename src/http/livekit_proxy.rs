@@ -99,6 +99,14 @@ pub async fn proxy(State(s): State<AppState>, mut req: Request) -> Response {
         Err(e) => return unavailable(&e),
     };
 
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // This connection's own headers are not the client's (a 101 keeps them: they are the
+        // upgrade itself).
+        for h in HOP_BY_HOP {
+            response.headers_mut().remove(h);
+        }
+        response.headers_mut().remove("keep-alive");
+    }
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut response);

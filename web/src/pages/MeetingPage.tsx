@@ -98,7 +98,7 @@ export function MeetingPage() {
         <div className="prejoin" data-lk-theme="default">
           <PreJoin
             defaults={{ username: user?.name ?? '', videoEnabled: true, audioEnabled: true }}
-            userLabel={user ? 'Your name' : 'Your name (as a guest)'}
+            userLabel={user ? 'Your name (your account name is shown to others)' : 'Your name (as a guest)'}
             joinLabel="Join meeting"
             persistUserChoices={false}
             onSubmit={join}
