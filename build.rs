@@ -14,7 +14,7 @@ fn main() {
     if !dist.join("index.html").is_file() {
         panic!(
             "\n\nThe web app is not built: {} is missing.\n\
-             Run scripts/build-web.sh (it needs Node.js 20+ and npm: apt-get install nodejs npm),\n\
+             Run scripts/build-web.sh (it needs Node.js 20.19+ and npm),\n\
              or scripts/setup.sh, which does it for you; then build again.\n\n",
             dist.join("index.html").display()
         );
