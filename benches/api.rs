@@ -48,7 +48,9 @@ fn run(db: &str) {
         _ => String::new(),
     };
     sb.write_config(
-        &(sb.embedded_config(LIVEKIT, "") + &extra + "auth:\n  loginAttemptsPerMinute: 10000\n"),
+        &(sb.embedded_config(LIVEKIT, "")
+            + &extra
+            + "auth:\n  loginAttemptsPerMinute: 10000\n  registrationsPerMinute: 10000\n"),
     );
     let mut b = sb.start(&[("BEDRUD_LOG", "warn")]);
     b.wait_ready();

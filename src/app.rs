@@ -2,10 +2,9 @@
 //! follows an external LiveKit), serves HTTP, reconciles state, keeps systemd informed, and
 //! shuts all of it down in order.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,6 +25,7 @@ use crate::livekit::{config as livekit_config, embedded, external};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::reconcile::Reconciler;
+use crate::rooms::RoomDirectory;
 use crate::store::{self, Store};
 use crate::supervisor::Supervisor;
 
@@ -47,6 +47,7 @@ impl Application {
     /// reported by `port()`. Fails early, with the key to fix, on anything that cannot work.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         crate::install_tls_provider();
+        crate::host::memory::return_large_blocks();
         let tls = match &config.server.tls {
             Some(files) => Some(
                 RustlsConfig::from_pem_file(&files.cert_file, &files.key_file)
@@ -107,22 +108,19 @@ impl Application {
             status: status_rx.clone(),
             interval: self.config.rooms.reconcile_interval,
             webhook_warning: state.webhook_warning.clone(),
+            directory: state.directory.clone(),
+            warned_limits: Default::default(),
         };
         let reconcile_task = tokio::spawn(reconciler.run(stop_background.clone()));
 
         let handle = axum_server::Handle::new();
-        let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let mut http_task = match self.tls {
-            Some(tls) => {
-                let server =
-                    axum_server::from_tcp_rustls(self.listener, tls)?.handle(handle.clone());
-                tokio::spawn(server.serve(service))
-            }
-            None => {
-                let server = axum_server::from_tcp(self.listener)?.handle(handle.clone());
-                tokio::spawn(server.serve(service))
-            }
-        };
+        let mut http_task = tokio::spawn(http::server::serve(
+            self.listener,
+            self.tls,
+            http::router(state),
+            self.config.server.limits,
+            handle.clone(),
+        ));
         tracing::info!(
             port = self.port,
             tls = self.config.server.tls.is_some(),
@@ -188,6 +186,12 @@ impl Application {
             None => keys::jwt_secret(&c.server.data_dir).context("auth.jwtSecret")?,
         };
         let creds = &self.credentials;
+        let livekit = LiveKitClient::new(&internal, creds);
+        let directory = Arc::new(RoomDirectory::new(
+            self.store.clone(),
+            livekit.clone(),
+            c.rooms.livekit_room.clone(),
+        ));
         Ok(AppState::new(Shared {
             store: self.store.clone(),
             auth: Auth::new(
@@ -195,7 +199,7 @@ impl Application {
                 c.auth.access_token_ttl,
                 c.auth.refresh_token_ttl,
             ),
-            livekit: LiveKitClient::new(&internal, creds),
+            livekit,
             livekit_status: status,
             credentials: creds.clone(),
             webhook_verifier: TokenVerifier::with_api_key(
@@ -209,8 +213,9 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             login_limiter: RateLimiter::new(c.auth.login_attempts_per_minute),
             address_limiter: RateLimiter::new(c.auth.login_attempts_per_minute.saturating_mul(3)),
-            ensured_rooms: Mutex::new(HashMap::new()),
-            room_cache: Default::default(),
+            body_timeout: c.server.limits.body_timeout,
+            register_limiter: RateLimiter::new(c.auth.registrations_per_minute),
+            directory,
             webhook_warning: Default::default(),
         }))
     }
@@ -271,13 +276,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         Some(u) => u.clone(),
         None => {
             let dir = &config.server.data_dir;
-            std::fs::create_dir_all(dir).with_context(|| {
+            store::prepare_default(dir).with_context(|| {
                 format!(
                     "cannot create the data folder {} (server.dataDir)",
                     dir.display()
                 )
-            })?;
-            store::default_url(dir)
+            })?
         }
     };
     // The URL may hold a password: errors name the key, not the value.

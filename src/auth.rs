@@ -19,6 +19,19 @@ const ISSUER: &str = "bedrud";
 /// Marks access tokens, so no other token signed with the same secret can pass as one.
 const ACCESS: &str = "access";
 
+/// How long a sign-in or sign-up waits for a hashing slot before it is told to come back.
+pub const HASHER_WAIT: Duration = Duration::from_secs(10);
+
+/// All hashing slots stayed busy for `HASHER_WAIT` (or the hashing task failed).
+#[derive(Debug, thiserror::Error)]
+#[error("the server is busy checking passwords; try again in a moment")]
+pub struct HasherBusy;
+
+/// One hashing slot per core: more would only queue inside the CPU while holding memory.
+fn hasher_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     #[error("missing or malformed Authorization header (expected \"Bearer <access token>\")")]
@@ -47,6 +60,8 @@ impl AccessClaims {
 }
 
 pub struct Auth {
+    /// Bounds how many argon2id computations run at once (see `Auth::with_hasher`).
+    hashers: tokio::sync::Semaphore,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -62,6 +77,7 @@ impl Auth {
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 30;
         Auth {
+            hashers: tokio::sync::Semaphore::new(hasher_count()),
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
@@ -100,6 +116,25 @@ impl Auth {
     pub fn check_password(&self, password: &str, hash: Option<&str>) -> bool {
         let ok = verify_password(password, hash.unwrap_or(&self.dummy_hash));
         ok && hash.is_some()
+    }
+
+    /// Runs `work` (an argon2id hash or check) on the blocking pool once one of the hashing slots
+    /// is free, waiting at most `HASHER_WAIT`. Each computation takes ~19 MiB and tens of
+    /// milliseconds of a core, so unbounded, 200 concurrent sign-ups would take ~4 GB; bounded
+    /// to the core count, a burst queues and memory stays flat.
+    pub async fn with_hasher<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HasherBusy> {
+        let permit = tokio::time::timeout(HASHER_WAIT, self.hashers.acquire())
+            .await
+            .map_err(|_| HasherBusy)?
+            .map_err(|_| HasherBusy)?;
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| HasherBusy)?;
+        drop(permit);
+        Ok(result)
     }
 
     pub fn refresh_expiry(&self) -> i64 {
@@ -215,6 +250,33 @@ mod tests {
         let a = auth();
         assert!(a.check_password("correct horse", Some(&h)));
         assert!(!a.check_password("correct horse", None));
+    }
+
+    #[tokio::test]
+    async fn no_more_hashes_run_at_once_than_there_are_slots() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let a = Arc::new(auth());
+        let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..4 * hasher_count())
+            .map(|_| {
+                let (a, now, peak) = (a.clone(), now.clone(), peak.clone());
+                tokio::spawn(async move {
+                    a.with_hasher(move || {
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(n, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), hasher_count());
     }
 
     #[test]

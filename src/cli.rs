@@ -345,6 +345,9 @@ fn livekit_token(
     let grants = livekit_api::access_token::VideoGrants {
         room_join: true,
         room: room.to_string(),
+        // Embedded LiveKit creates no room on its own (`room.auto_create: false`): a token for
+        // testing a client may create its room, as a bedrud join would.
+        room_create: true,
         can_publish: Some(true),
         can_subscribe: Some(true),
         can_publish_data: Some(true),

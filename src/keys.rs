@@ -2,7 +2,7 @@
 //! (`<dataDir>/livekit-keys.yaml`) and the access-token signing secret (`<dataDir>/jwt-secret`).
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -180,14 +180,10 @@ fn jwt_secret_path(data_dir: &Path) -> PathBuf {
 }
 
 fn create_data_dir(data_dir: &Path) -> Result<(), KeysError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|e| KeysError::DataDir {
-            path: data_dir.to_path_buf(),
-            source: e,
-        })
+    crate::host::private::create_dir(data_dir).map_err(|e| KeysError::DataDir {
+        path: data_dir.to_path_buf(),
+        source: e,
+    })
 }
 
 #[cfg(test)]

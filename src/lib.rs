@@ -15,6 +15,7 @@ pub mod manual;
 pub mod metrics;
 pub mod rate_limit;
 pub mod reconcile;
+pub mod rooms;
 pub mod secret;
 pub mod store;
 pub mod supervisor;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::livekit::client::{LiveKitClient, LkError};
 use crate::livekit::status::LiveKitStatus;
 use crate::metrics::Metrics;
+use crate::rooms::{DirectoryError, RoomDirectory};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum ReconcileError {
     LiveKit(#[from] LkError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
 }
 
 pub struct Reconciler {
@@ -28,6 +31,10 @@ pub struct Reconciler {
     pub interval: Duration,
     /// Set while LiveKit reports people in bedrud's rooms but no webhook ever arrived.
     pub webhook_warning: Arc<Mutex<Option<String>>>,
+    /// Told which rooms LiveKit no longer has, and enforces bans on whoever is connected.
+    pub directory: Arc<RoomDirectory>,
+    /// Rooms already reported as running with LiveKit's own limit (said once, not every pass).
+    pub warned_limits: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What the administrator is told when LiveKit's webhooks do not reach bedrud.
@@ -95,24 +102,84 @@ impl Reconciler {
         let live = self.livekit.list_rooms().await?;
         let mut corrections = 0;
         let mut present = 0;
-        for (name, sid) in &live {
-            if self.store.room_by_name(name).await?.is_none() {
+        for lk in &live {
+            let Some(room) = self.directory.find(&lk.name).await? else {
                 continue; // not a bedrud room
+            };
+            let foreign_limit = i64::from(lk.max_participants) != room.max_participants;
+            if foreign_limit
+                && self
+                    .warned_limits
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(lk.name.clone())
+            {
+                // Created by LiveKit itself (auto-create on an external LiveKit, or a token from
+                // another tool). LiveKit keeps a live room's limit even when CreateRoom names
+                // another, so bedrud holds the limit itself below.
+                tracing::warn!(
+                    room = %lk.name,
+                    livekit = lk.max_participants,
+                    bedrud = room.max_participants,
+                    "LiveKit runs this room with another participant limit; bedrud enforces its own"
+                );
             }
-            let participants = match self.livekit.active_participants(name).await {
+            let mut participants = match self.livekit.active_participants(&lk.name).await {
                 Ok(p) => p,
                 Err(LkError::NotFound(_)) => continue, // closed meanwhile; the next pass sees it
                 Err(e) => return Err(e.into()),
             };
+            let mut banned = Vec::new();
+            for p in &participants {
+                if self
+                    .directory
+                    .turn_away_if_banned(&lk.name, &p.identity)
+                    .await?
+                {
+                    banned.push(p.identity.clone());
+                }
+            }
+            participants.retain(|p| !banned.contains(&p.identity));
+            corrections += banned.len() as u64;
+            if foreign_limit {
+                corrections += self.hold_limit(&room, &mut participants).await?;
+            }
             present += participants.len();
-            corrections += self.store.sync_room(name, sid, &participants).await?;
+            corrections += self
+                .store
+                .sync_room(&lk.name, &lk.sid, &participants)
+                .await?;
         }
         for tracked in self.store.tracked_room_names().await? {
-            if !live.iter().any(|(n, _)| *n == tracked) {
+            if !live.iter().any(|lk| lk.name == tracked) {
                 corrections += self.store.clear_room(&tracked).await?;
+                self.directory.forget_live(&tracked);
             }
         }
         Ok((corrections, present))
+    }
+
+    /// Removes the most recent arrivals beyond the room's limit: they got in only because the
+    /// LiveKit room had no (or another) limit.
+    async fn hold_limit(
+        &self,
+        room: &crate::store::Room,
+        participants: &mut Vec<crate::store::LiveParticipant>,
+    ) -> Result<u64, ReconcileError> {
+        let max = usize::try_from(room.max_participants).unwrap_or(usize::MAX);
+        if participants.len() <= max {
+            return Ok(0);
+        }
+        participants.sort_by_key(|p| p.joined_at);
+        let excess = participants.split_off(max);
+        for p in &excess {
+            match self.livekit.remove(&room.name, &p.identity, false).await {
+                Ok(()) | Err(LkError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::warn!(room = %room.name, identity = %p.identity, max, "removed a participant over the room's limit");
+        }
+        Ok(excess.len() as u64)
     }
 
     async fn check_webhooks(&self, present: usize) -> Result<(), ReconcileError> {

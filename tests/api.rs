@@ -352,7 +352,11 @@ fn private_rooms_and_guest_rules() {
     assert!(claims["sub"].as_str().unwrap().starts_with("g_"));
     assert_eq!(claims["name"], "Visitor");
     assert_eq!(claims["metadata"], r#"{"role":"guest"}"#);
-    assert_eq!(guest("private").0, 403, "private rooms admit no guests");
+    assert_eq!(
+        guest("private").0,
+        404,
+        "private rooms admit no guests, and anonymous callers cannot tell them from none"
+    );
     assert_eq!(
         guest("members-only").0,
         403,

@@ -215,11 +215,152 @@ fn moderators_mute_restrict_and_kick_and_a_kicked_person_stays_out() {
     assert_eq!(st, 200);
     let (st, _) = m.call(
         "POST",
-        "/api/room/town-hall/kick/u_nobody",
+        "/api/room/town-hall/kick/u_nobody?ban=false",
         Some(&alice),
         None,
     );
     assert_eq!(st, 404);
+}
+
+/// LiveKit accepts a token this long (seconds) after its `exp` (clock skew).
+const LIVEKIT_TOKEN_LEEWAY: u64 = 60;
+
+/// The join answer's token and URL, without connecting.
+fn join_token(m: &Meeting, token: &str, room: &str) -> (String, String) {
+    let (st, join) = m.call(
+        "POST",
+        "/api/room/join",
+        Some(token),
+        Some(json!({"roomName": room})),
+    );
+    assert_eq!(st, 200, "{join}");
+    (
+        join["livekitHost"].as_str().unwrap().to_string(),
+        join["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// LiveKit does not act on token revocation: a banned person who still holds a join token (or a
+/// token LiveKit refreshed for them) can connect. bedrud removes them the moment LiveKit's
+/// `participant_joined` webhook says they are in.
+#[test]
+fn a_banned_person_with_a_token_in_hand_is_removed_on_arrival() {
+    let mut m = Meeting::start(WEBHOOKS_ONLY);
+    let (alice, _) = m.user("alice@example.test");
+    let (bob, bob_id) = m.user("bob@example.test");
+    m.room(&alice, json!({"name": "hall"}));
+    let (url, kept) = join_token(&m, &bob, "hall");
+    let mut first = Participant::join(&url, &kept, &["--no-publish"]);
+    first.wait_event("connected", |_| true);
+    m.wait_present(&alice, "hall", &bob_id, true);
+
+    let (st, r) = m.call(
+        "POST",
+        &format!("/api/room/hall/kick/{bob_id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
+    first.wait_event("disconnected", |_| true);
+    m.wait_present(&alice, "hall", &bob_id, false);
+
+    // The token he kept still opens LiveKit's door…
+    let mut again = Participant::join(&url, &kept, &["--no-publish"]);
+    let connected = again.wait_event("connected", |_| true);
+    // …and bedrud shows him out as soon as LiveKit reports him.
+    let gone = again.wait_event("disconnected", |_| true);
+    let seconds = gone["t"].as_f64().unwrap() - connected["t"].as_f64().unwrap();
+    eprintln!("banned participant removed {seconds:.3} s after connecting");
+    assert!(
+        m.logs()
+            .contains("removed a banned participant who connected"),
+        "{}",
+        m.logs()
+    );
+    m.wait_present(&alice, "hall", &bob_id, false);
+}
+
+/// Join tokens are short-lived; a connected participant does not need its token any more
+/// (LiveKit hands out refreshed ones), so it stays when the token expires, while the expired
+/// token itself opens nothing.
+#[test]
+fn a_connected_participant_outlives_its_join_token() {
+    let mut m = Meeting::start(
+        "rooms:
+  reconcileInterval: 1h
+  joinTokenTtl: 3s
+",
+    );
+    let (alice, alice_id) = m.user("alice@example.test");
+    m.room(&alice, json!({"name": "long-call"}));
+    let (url, token) = join_token(&m, &alice, "long-call");
+    let exp = jwt_claims(&token)["exp"].as_u64().unwrap();
+    let mut p = Participant::join(&url, &token, &["--no-publish"]);
+    p.wait_event("connected", |_| true);
+    m.wait_present(&alice, "long-call", &alice_id, true);
+
+    // Wait until the token is past its expiry plus LiveKit's one-minute clock leeway.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    while now() <= exp + LIVEKIT_TOKEN_LEEWAY + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    p.send("state");
+    let state = p.wait_event("state", |_| true);
+    assert_eq!(state["connection_state"], "CONN_CONNECTED", "{state}");
+    assert!(!p.has_event("disconnected"), "{:?}", p.events());
+    assert!(m.present(&alice, "long-call").contains(&alice_id));
+
+    let late = Participant::join(&url, &token, &["--no-publish", "--connect-timeout", "3"]);
+    late.wait_event("error", |_| true);
+    assert!(!late.has_event("connected"));
+}
+
+/// LiveKit ends an empty room after its departure timeout. The next meeting in that room must
+/// still have the room's participant limit: bedrud forgets the room when LiveKit says it
+/// finished, and LiveKit (room.auto_create: false) cannot recreate it without bedrud.
+#[test]
+fn capacity_holds_after_livekit_ends_an_empty_room() {
+    let m = Meeting::start(
+        "rooms:
+  reconcileInterval: 1h
+  departureTimeout: 1s
+",
+    );
+    let (alice, _) = m.user("alice@example.test");
+    let (bob, _) = m.user("bob@example.test");
+    let (carol, _) = m.user("carol@example.test");
+    m.room(&alice, json!({"name": "one-to-one", "maxParticipants": 1}));
+
+    let mut first = m.connect(&alice, "one-to-one", &["--no-publish"]);
+    first.wait_event("connected", |_| true);
+    first.send("leave");
+    assert!(first.wait_exit().success());
+    let finished = r#"bedrud_webhook_events_total{event="room_finished",outcome="applied"}"#;
+    let mut waited = 0;
+    while m.metric(finished) < 1.0 {
+        assert!(waited < 600, "LiveKit never ended the empty room");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited += 1;
+    }
+
+    // Both are admitted by bedrud (nobody is in yet); LiveKit must let only one in.
+    let (url, bob_token) = join_token(&m, &bob, "one-to-one");
+    let (_, carol_token) = join_token(&m, &carol, "one-to-one");
+    let b = Participant::join(&url, &bob_token, &["--no-publish"]);
+    b.wait_event("connected", |_| true);
+    let c = Participant::join(
+        &url,
+        &carol_token,
+        &["--no-publish", "--connect-timeout", "3"],
+    );
+    let refused = c.wait_event("error", |_| true);
+    eprintln!("second participant refused: {refused}");
+    assert!(!c.has_event("connected"));
 }
 
 #[test]
@@ -335,6 +476,84 @@ fn without_webhooks_reconciliation_brings_the_state_back() {
     part.send("leave");
     part.wait_exit();
     m.wait_present(&alice, "quiet", &alice_id, false);
+}
+
+/// With webhooks lost, reconciliation is what enforces a ban on someone who came back with an
+/// old token, and what puts bedrud's limit on a room that LiveKit created by itself.
+#[test]
+fn without_webhooks_reconciliation_removes_the_banned_and_holds_room_limits() {
+    require_private_network("meeting");
+    let sb = Sandbox::new();
+    let static_cfg = sb.path().join("livekit-no-webhook.yaml");
+    std::fs::write(&static_cfg, livekit_yaml(&sb.ports, "APItest")).unwrap();
+    let extra = format!(
+        "  configPath: {}\nrooms:\n  reconcileInterval: 1s\n",
+        static_cfg.display()
+    );
+    let config = sb.write_config(&sb.embedded_config(LIVEKIT, &extra));
+    let mut b = sb.start(&[]);
+    b.wait_ready();
+    let mut m = Meeting { b, _sb: sb };
+    let (alice, _) = m.user("alice@example.test");
+    let (bob, bob_id) = m.user("bob@example.test");
+    m.room(&alice, json!({"name": "quiet", "maxParticipants": 7}));
+    let (url, kept) = join_token(&m, &bob, "quiet");
+    let first = Participant::join(&url, &kept, &["--no-publish"]);
+    first.wait_event("connected", |_| true);
+    m.wait_present(&alice, "quiet", &bob_id, true);
+    let (st, r) = m.call(
+        "POST",
+        &format!("/api/room/quiet/kick/{bob_id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
+    let again = Participant::join(&url, &kept, &["--no-publish"]);
+    again.wait_event("connected", |_| true);
+    again.wait_event("disconnected", |_| true);
+    m.b.wait_for("reconciliation to say it removed him", |b| {
+        b.logs()
+            .contains("removed a banned participant who connected")
+            .then_some(())
+    });
+    assert_eq!(m.metric("bedrud_webhook_events_total"), 0.0);
+
+    // A room LiveKit made by itself (a test token that may create rooms; this static config
+    // keeps LiveKit's auto-create) has no limit; reconciliation holds bedrud's.
+    m.room(&alice, json!({"name": "adhoc", "maxParticipants": 1}));
+    let token = |identity: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bedrud"))
+            .args([
+                "livekit",
+                "token",
+                "--room",
+                "adhoc",
+                "--identity",
+                identity,
+            ])
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let early = Participant::join(&url, &token("early"), &["--no-publish"]);
+    early.wait_event("connected", |_| true);
+    let late = Participant::join(&url, &token("late"), &["--no-publish"]);
+    late.wait_event("connected", |_| true);
+    late.wait_event("disconnected", |_| true);
+    assert!(!early.has_event("disconnected"), "{:?}", early.events());
+    assert!(
+        m.logs()
+            .contains("removed a participant over the room's limit"),
+        "{}",
+        m.logs()
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, AppState, JsonBody, SignedIn};
 use crate::auth::{self, hash_password};
+use crate::rate_limit::RateLimiter;
 use crate::store::{new_id, RefreshUse, Role, User};
 
 #[derive(Deserialize)]
@@ -34,6 +35,7 @@ pub struct RefreshBody {
 
 pub async fn register(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(body): JsonBody<Register>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if !s.allow_registration {
@@ -42,7 +44,17 @@ pub async fn register(
         ));
     }
     validate_account(&body.email, &body.password, &body.name)?;
-    let hash = hash_blocking(body.password).await?;
+    limit(
+        &s.register_limiter,
+        &peer.ip().to_string(),
+        "sign-ups from this address",
+    )?;
+    let password = body.password;
+    let hash = s
+        .auth
+        .with_hasher(move || hash_password(&password))
+        .await?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let user = s
         .store
         .create_user(&body.email, body.name.trim(), &hash, Role::User)
@@ -55,27 +67,24 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(body): JsonBody<Login>,
 ) -> ApiResult<Json<Value>> {
-    let now = Instant::now();
+    // The address first: it is bounded in size, and it stops one client whatever it sends.
+    limit(
+        &s.address_limiter,
+        &peer.ip().to_string(),
+        "sign-in attempts",
+    )?;
+    // Only a well-formed email becomes a limiter key (a 1 MB "email" must not).
+    validate_email(&body.email)?;
+    validate_password(&body.password)?;
     let email = body.email.trim().to_lowercase();
-    let limited = s
-        .login_limiter
-        .attempt(&email, now)
-        .and(s.address_limiter.attempt(&peer.ip().to_string(), now));
-    if let Err(wait) = limited {
-        let secs = wait.as_secs().max(1);
-        return Err(ApiError::TooManyRequests(
-            format!("too many sign-in attempts; try again in {secs} s"),
-            secs,
-        ));
-    }
+    limit(&s.login_limiter, &email, "sign-in attempts")?;
     let user = s.store.user_by_email(&email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let state = s.clone();
-    let ok = tokio::task::spawn_blocking(move || {
-        state.auth.check_password(&body.password, hash.as_deref())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ok = s
+        .auth
+        .with_hasher(move || state.auth.check_password(&body.password, hash.as_deref()))
+        .await?;
     match (ok, user) {
         (true, Some(user)) => Ok(Json(session(&s, &user, None).await?)),
         _ => Err(ApiError::Unauthorized("wrong email or password".into())),
@@ -146,15 +155,27 @@ async fn session(s: &AppState, user: &User, family: Option<String>) -> ApiResult
     }))
 }
 
-/// argon2id costs tens of milliseconds of CPU: keep it off the async workers.
-pub async fn hash_blocking(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))
+/// Counts an attempt for `key`; 429 with Retry-After when it is over its limit.
+fn limit(limiter: &RateLimiter, key: &str, what: &str) -> ApiResult<()> {
+    limiter.attempt(key, Instant::now()).map_err(|wait| {
+        let secs = wait.as_secs().max(1);
+        ApiError::TooManyRequests(format!("too many {what}; try again in {secs} s"), secs)
+    })
 }
 
 pub fn validate_account(email: &str, password: &str, name: &str) -> ApiResult<()> {
+    validate_email(email)?;
+    validate_password(password)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "name: must be 1 to 100 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_email(email: &str) -> ApiResult<()> {
     let email = email.trim();
     let (local, domain) = email.split_once('@').unwrap_or_default();
     if email.len() > 254
@@ -166,15 +187,13 @@ pub fn validate_account(email: &str, password: &str, name: &str) -> ApiResult<()
             "email: not a valid email address".into(),
         ));
     }
+    Ok(())
+}
+
+fn validate_password(password: &str) -> ApiResult<()> {
     if password.chars().count() < 8 || password.len() > 1024 {
         return Err(ApiError::BadRequest(
             "password: must be 8 to 1024 characters".into(),
-        ));
-    }
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::BadRequest(
-            "name: must be 1 to 100 characters".into(),
         ));
     }
     Ok(())

@@ -1,20 +1,18 @@
 //! For administrators and their tools: LiveKit status with active rooms, accounts (making and
 //! removing administrators), and `/metrics`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiResult, AppState, JsonBody, SignedIn};
+use super::{ApiError, ApiResult, AppState, JsonBody, PathParams, SignedIn};
 use crate::store::Role;
 
 /// `GET /api/admin/livekit`: what the dashboard shows about LiveKit.
 pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
-    if !who.is_admin() {
-        return Err(ApiError::Forbidden("admins only".into()));
-    }
+    who.require_admin(&s).await?;
     let status = s.livekit_status.borrow().clone();
     let rooms: Vec<Value> = s
         .store
@@ -71,9 +69,7 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 
 /// `GET /api/admin/users`: every account, for the admin page.
 pub async fn users(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
-    if !who.is_admin() {
-        return Err(ApiError::Forbidden("admins only".into()));
-    }
+    who.require_admin(&s).await?;
     Ok(Json(json!({ "users": s.store.list_users().await? })))
 }
 
@@ -83,17 +79,16 @@ pub struct AdminFlag {
 }
 
 /// `PUT /api/admin/users/{id}/admin` with `{"admin": bool}`: makes or removes an administrator.
-/// The change shows in that account's next access token (at its next refresh). The last
+/// Removal takes effect at once (admin rights are checked against the store); a new admin's
+/// rights come with that account's next access token (at its next refresh). The last
 /// administrator cannot be removed: nobody could then give the role back from the web.
 pub async fn set_admin(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<AdminFlag>,
 ) -> ApiResult<Json<Value>> {
-    if !who.is_admin() {
-        return Err(ApiError::Forbidden("admins only".into()));
-    }
+    who.require_admin(&s).await?;
     let Some(user) = s.store.user_by_id(&id).await? else {
         return Err(ApiError::NotFound("no such account".into()));
     };

@@ -1,22 +1,23 @@
 //! The bans of a room, listed for its moderators (the meeting page's "lift ban" list).
 //! Banning is `kick`, lifting is `unban` (both in `moderation`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::rooms::{find, is_moderator};
-use super::{ApiError, ApiResult, AppState, SignedIn};
+use super::rooms::find;
+use super::{ApiError, ApiResult, AppState, PathParams, SignedIn};
+use crate::rooms::Role;
 
 /// `GET /api/room/{room}/bans`: `{bans: [{identity, name, bannedAt}]}`; `name` is the account's
 /// name for `u_<id>` identities, and null for guests (their names are not kept).
 pub async fn list(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     let room = find(&s, &room).await?;
-    if !is_moderator(&room, &who) {
+    if who.role_in(&s, &room).await? != Some(Role::Moderator) {
         return Err(ApiError::Forbidden(
             "only the room's moderators can do this".into(),
         ));

@@ -9,13 +9,12 @@ mod health;
 mod livekit_proxy;
 mod moderation;
 mod rooms;
+pub mod server;
 mod web;
 mod webhook;
 
-use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -33,7 +32,8 @@ use crate::livekit::client::{LiveKitClient, LkError};
 use crate::livekit::status::LiveKitStatus;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
-use crate::store::{Role, Store, StoreError};
+use crate::rooms::{Role as RoomRole, RoomDirectory};
+use crate::store::{Role, Room, Store, StoreError};
 
 /// Everything handlers share; cheap to clone.
 #[derive(Clone)]
@@ -56,12 +56,14 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub login_limiter: RateLimiter,
     pub address_limiter: RateLimiter,
-    /// LiveKit rooms created recently, so that joins do not call CreateRoom every time.
-    pub ensured_rooms: Mutex<HashMap<String, Instant>>,
+    /// How long a request body may take to arrive (`server.bodyTimeout`).
+    pub body_timeout: std::time::Duration,
+    /// Sign-ups per client address.
+    pub register_limiter: RateLimiter,
+    /// Rooms by name and their LiveKit counterparts (shared with reconciliation).
+    pub directory: Arc<RoomDirectory>,
     /// Set by reconciliation when LiveKit has activity but no webhook ever arrived.
     pub webhook_warning: Arc<Mutex<Option<String>>>,
-    /// Rooms already read from the store (they never change once created).
-    pub room_cache: RwLock<HashMap<String, crate::store::Room>>,
 }
 
 impl AppState {
@@ -127,10 +129,13 @@ pub enum ApiError {
     Unauthorized(String),
     Forbidden(String),
     NotFound(String),
+    RequestTimeout(String),
     Conflict(String),
     PayloadTooLarge(String),
     TooManyRequests(String, u64),
     Unavailable(String),
+    /// 503 with Retry-After (seconds): overloaded for a moment, not broken.
+    Busy(String, u64),
     Internal(String),
 }
 
@@ -141,16 +146,14 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             ApiError::TooManyRequests(m, retry) => {
-                let body = Json(json!({ "error": m }));
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(header::RETRY_AFTER, retry.to_string())],
-                    body,
-                )
-                    .into_response();
+                return retry_after(StatusCode::TOO_MANY_REQUESTS, m, retry)
+            }
+            ApiError::Busy(m, retry) => {
+                return retry_after(StatusCode::SERVICE_UNAVAILABLE, m, retry)
             }
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Internal(m) => {
@@ -166,6 +169,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+fn retry_after(status: StatusCode, message: String, secs: u64) -> Response {
+    let body = Json(json!({ "error": message }));
+    (status, [(header::RETRY_AFTER, secs.to_string())], body).into_response()
+}
+
+impl From<crate::auth::HasherBusy> for ApiError {
+    fn from(e: crate::auth::HasherBusy) -> Self {
+        ApiError::Busy(e.to_string(), 1)
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -173,9 +187,11 @@ impl std::fmt::Display for ApiError {
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
+            | ApiError::RequestTimeout(m)
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::TooManyRequests(m, _)
+            | ApiError::Busy(m, _)
             | ApiError::Unavailable(m)
             | ApiError::Internal(m) => f.write_str(m),
         }
@@ -203,17 +219,75 @@ impl From<LkError> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// `axum::Json`, with rejections answered as JSON errors naming what was wrong.
+/// `axum::Json`, with rejections answered as JSON errors naming what was wrong: 413 for a body
+/// over the limit, 400 otherwise, and 400 for a NUL character anywhere in a string (PostgreSQL
+/// cannot store one, and no name, email or password needs it).
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let read = axum::body::Bytes::from_request(req, state);
+        let bytes = match within_body_timeout(state, read).await? {
+            Ok(b) => b,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge(e.body_text()))
+            }
+            Err(e) => return Err(ApiError::BadRequest(e.body_text())),
+        };
+        if has_escaped_nul(&bytes) {
+            return Err(ApiError::BadRequest(
+                "strings must not contain NUL characters".into(),
+            ));
+        }
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// Runs `read` (reading a request body) within `server.bodyTimeout`: a client that sends half a
+/// body, or drips it, gets 408 instead of holding its connection (and, before authentication,
+/// bedrud's memory) for as long as it likes.
+pub async fn within_body_timeout<T>(
+    s: &AppState,
+    read: impl std::future::Future<Output = T>,
+) -> ApiResult<T> {
+    tokio::time::timeout(s.body_timeout, read)
+        .await
+        .map_err(|_| ApiError::RequestTimeout("the request body did not arrive in time".into()))
+}
+
+/// Whether a JSON text holds the escape `\u0000`. A raw NUL byte is not valid JSON anyway; an
+/// escape counts only when its backslash is not itself escaped (an odd run of backslashes).
+fn has_escaped_nul(json: &[u8]) -> bool {
+    json.windows(6).enumerate().any(|(i, w)| {
+        w == b"\\u0000" && json[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
+}
+
+/// `axum::extract::Path`, with a segment that does not decode (`%ff`) or holds a NUL answered
+/// as a JSON 400 like every other error.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        if raw.iter().any(|(_, v)| v.contains('\0')) {
+            return Err(ApiError::BadRequest(
+                "path segments must not contain NUL characters".into(),
+            ));
+        }
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| PathParams(v))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }
 
@@ -226,8 +300,36 @@ impl SignedIn {
         &self.0.sub
     }
 
-    pub fn is_admin(&self) -> bool {
-        self.0.role() == Role::Admin
+    /// Whether the account is an admin *now*. The token's role may be up to an access-token
+    /// lifetime old and a demoted admin must lose admin rights at once, so a token that claims
+    /// admin is checked against the store (a token that does not claim it needs no lookup).
+    pub async fn is_admin_now(&self, s: &AppState) -> ApiResult<bool> {
+        if self.0.role() != Role::Admin {
+            return Ok(false);
+        }
+        let user = s
+            .store
+            .user_by_id(self.id())
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("account no longer exists".into()))?;
+        Ok(user.role == Role::Admin)
+    }
+
+    pub async fn require_admin(&self, s: &AppState) -> ApiResult<()> {
+        if self.is_admin_now(s).await? {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("admins only".into()))
+        }
+    }
+
+    /// This person's role in `room` (`None`: a private room that is not theirs); the account is
+    /// looked up only when admin rights would decide it.
+    pub async fn role_in(&self, s: &AppState, room: &Room) -> ApiResult<Option<RoomRole>> {
+        if room.moderates_itself(self.id()) {
+            return Ok(Some(RoomRole::Moderator));
+        }
+        Ok(room.role_of(self.id(), self.is_admin_now(s).await?))
     }
 }
 
@@ -256,5 +358,24 @@ pub fn require_livekit(state: &AppState) -> ApiResult<()> {
     match state.livekit_status.borrow().not_ready_reason() {
         None => Ok(()),
         Some(reason) => Err(ApiError::Unavailable(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_escaped_nul;
+
+    #[test]
+    fn finds_an_escaped_nul_only_where_it_is_one() {
+        assert!(has_escaped_nul(br#"{"name":"a\u0000b"}"#));
+        assert!(
+            has_escaped_nul(br#"{"name":"\\\u0000"}"#),
+            "escaped backslash, then a NUL"
+        );
+        assert!(
+            !has_escaped_nul(br#"{"name":"\\u0000"}"#),
+            "a backslash, then text"
+        );
+        assert!(!has_escaped_nul(br#"{"name":"u0000"}"#));
     }
 }

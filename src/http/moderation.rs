@@ -1,15 +1,17 @@
 //! Moderation: kick (and ban), mute the microphone, change what a participant may do, unban.
 //! Only the room's moderators (owner, listed moderators, admins) may call these.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::Json;
 use livekit_protocol as proto;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::rooms::{find, is_moderator};
-use super::{require_livekit, ApiError, ApiResult, AppState, JsonBody, SignedIn};
+use super::rooms::find;
+use super::{require_livekit, ApiError, ApiResult, AppState, JsonBody, PathParams, SignedIn};
+use crate::livekit::client::LkError;
 use crate::livekit::join_token::allowed_sources;
+use crate::rooms::Role;
 use crate::store::Room;
 
 #[derive(Deserialize)]
@@ -21,34 +23,40 @@ pub struct Permissions {
     can_publish_sources: Option<Vec<String>>,
 }
 
+/// The room, if `who` moderates it now (admin rights are checked against the store).
 async fn moderated_room(s: &AppState, who: &SignedIn, room: &str) -> ApiResult<Room> {
     let room = find(s, room).await?;
-    if !is_moderator(&room, who) {
+    if who.role_in(s, &room).await? != Some(Role::Moderator) {
         return Err(ApiError::Forbidden(
             "only the room's moderators can do this".into(),
         ));
     }
-    require_livekit(s)?;
     Ok(room)
 }
 
 pub async fn kick(
     State(s): State<AppState>,
     who: SignedIn,
-    Path((room, identity)): Path<(String, String)>,
+    PathParams((room, identity)): PathParams<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let room = moderated_room(&s, &who, &room).await?;
     let ban = ban_flag(query.as_deref())?;
+    require_livekit(&s)?;
     if ban {
         // Banned first: a join racing with the kick must already be refused.
         s.store.ban(&room.id, &identity).await?;
     }
-    s.livekit
-        .remove(&room.name, &identity, ban)
-        .await
-        .map_err(not_in_room(&identity))?;
-    Ok(Json(json!({ "kicked": identity, "banned": ban })))
+    match s.livekit.remove(&room.name, &identity, ban).await {
+        Ok(()) => Ok(Json(
+            json!({ "kicked": identity, "banned": ban, "wasConnected": true }),
+        )),
+        // Not connected (left a moment ago, or never came): the ban still stands, and says so.
+        Err(LkError::NotFound(_)) if ban => Ok(Json(
+            json!({ "kicked": identity, "banned": true, "wasConnected": false }),
+        )),
+        Err(e) => Err(not_in_room(&identity)(e)),
+    }
 }
 
 /// `?ban=false` kicks without banning; by default the person is kept out: no new token, and
@@ -70,14 +78,9 @@ fn ban_flag(query: Option<&str>) -> ApiResult<bool> {
 pub async fn unban(
     State(s): State<AppState>,
     who: SignedIn,
-    Path((room, identity)): Path<(String, String)>,
+    PathParams((room, identity)): PathParams<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let room = find(&s, &room).await?;
-    if !is_moderator(&room, &who) {
-        return Err(ApiError::Forbidden(
-            "only the room's moderators can do this".into(),
-        ));
-    }
+    let room = moderated_room(&s, &who, &room).await?;
     if !s.store.unban(&room.id, &identity).await? {
         return Err(ApiError::NotFound(format!(
             "{identity} is not banned from this room"
@@ -90,9 +93,10 @@ pub async fn unban(
 pub async fn mute(
     State(s): State<AppState>,
     who: SignedIn,
-    Path((room, identity)): Path<(String, String)>,
+    PathParams((room, identity)): PathParams<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let room = moderated_room(&s, &who, &room).await?;
+    require_livekit(&s)?;
     let tracks = s
         .livekit
         .tracks(&room.name, &identity)
@@ -116,11 +120,12 @@ pub async fn mute(
 pub async fn permissions(
     State(s): State<AppState>,
     who: SignedIn,
-    Path((room, identity)): Path<(String, String)>,
+    PathParams((room, identity)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<Permissions>,
 ) -> ApiResult<Json<Value>> {
     let room = moderated_room(&s, &who, &room).await?;
     let permission = permission_for(&room, &body)?;
+    require_livekit(&s)?;
     let applied = s
         .livekit
         .set_permissions(&room.name, &identity, permission)
@@ -188,11 +193,9 @@ fn source_name(s: proto::TrackSource) -> String {
     .into()
 }
 
-fn not_in_room(identity: &str) -> impl FnOnce(crate::livekit::client::LkError) -> ApiError + '_ {
+fn not_in_room(identity: &str) -> impl FnOnce(LkError) -> ApiError + '_ {
     move |e| match e {
-        crate::livekit::client::LkError::NotFound(_) => {
-            ApiError::NotFound(format!("{identity} is not in this room"))
-        }
+        LkError::NotFound(_) => ApiError::NotFound(format!("{identity} is not in this room")),
         other => other.into(),
     }
 }

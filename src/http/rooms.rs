@@ -1,21 +1,17 @@
 //! Rooms: create, list, join (the LiveKit token), guest join, who is in, close.
 
-use std::time::{Duration, Instant};
-
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{require_livekit, ApiError, ApiResult, AppState, JsonBody, SignedIn};
-use crate::livekit::join_token::{self, Role};
+use super::{require_livekit, ApiError, ApiResult, AppState, JsonBody, PathParams, SignedIn};
+use crate::livekit::join_token;
 use crate::metrics::JoinLabels;
+use crate::rooms::Role;
 use crate::store::Room;
-
-/// A LiveKit room created this recently is not created again on the next join.
-const ENSURED_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -117,7 +113,10 @@ pub async fn create(
 }
 
 pub async fn list(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
-    let rooms = s.store.list_rooms(who.id(), who.is_admin()).await?;
+    let rooms = s
+        .store
+        .list_rooms(who.id(), who.is_admin_now(&s).await?)
+        .await?;
     Ok(Json(json!({ "rooms": rooms })))
 }
 
@@ -128,19 +127,10 @@ pub async fn join(
     JsonBody(body): JsonBody<Join>,
 ) -> ApiResult<Json<Value>> {
     let room = find(&s, &body.room_name).await?;
-    let role = member_role(&room, &who)?;
+    let role = who.role_in(&s, &room).await?.ok_or_else(private)?;
     let identity = format!("u_{}", who.id());
-    if s.store.is_banned(&room.id, &identity).await? {
-        return Err(ApiError::Forbidden(
-            "you were removed from this room by a moderator".into(),
-        ));
-    }
-    let user = s
-        .store
-        .user_by_id(who.id())
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("account no longer exists".into()))?;
-    let answer = admit(&s, &room, &identity, &user.name, role, &headers).await?;
+    // The display name travels in the access token: a join needs no account lookup.
+    let answer = admit(&s, &room, &identity, &who.0.name, role, &headers).await?;
     s.metrics
         .joins
         .get_or_create(&JoinLabels { kind: "user" })
@@ -159,13 +149,17 @@ pub async fn guest_join(
             "guestName: must be 1 to 64 characters".into(),
         ));
     }
-    let room = find(&s, &body.room_name).await?;
     if !s.rooms.allow_guests {
         return Err(ApiError::Forbidden(
             "guests are not allowed on this server".into(),
         ));
     }
-    if !room.is_public || !room.allow_guests {
+    let room = find(&s, &body.room_name).await?;
+    if !room.is_public {
+        // Anonymous callers learn nothing about private rooms: the same answer as no room.
+        return Err(no_room(&body.room_name));
+    }
+    if !room.allow_guests {
         return Err(ApiError::Forbidden(
             "this room does not admit guests".into(),
         ));
@@ -182,10 +176,10 @@ pub async fn guest_join(
 pub async fn participants(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     let room = find(&s, &room).await?;
-    member_role(&room, &who)?;
+    who.role_in(&s, &room).await?.ok_or_else(private)?;
     let participants = s.store.participants(&room.name).await?;
     Ok(Json(
         json!({ "roomName": room.name, "participants": participants }),
@@ -195,10 +189,10 @@ pub async fn participants(
 pub async fn close(
     State(s): State<AppState>,
     who: SignedIn,
-    Path(room): Path<String>,
+    PathParams(room): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     let room = find(&s, &room).await?;
-    if room.owner_id != who.id() && !who.is_admin() {
+    if room.owner_id != who.id() && !who.is_admin_now(&s).await? {
         return Err(ApiError::Forbidden(
             "only the room's owner or an admin can close it".into(),
         ));
@@ -206,11 +200,12 @@ pub async fn close(
     require_livekit(&s)?;
     s.livekit.delete_room(&room.name).await?;
     s.store.clear_room(&room.name).await?;
-    forget_ensured(&s, &room.name);
+    s.directory.forget_live(&room.name);
     Ok(Json(json!({ "closed": room.name })))
 }
 
-/// Capacity, the LiveKit room, and the signed token: the part every kind of join shares.
+/// Bans, capacity, the LiveKit room, and the signed token: the part every kind of join shares.
+/// The database is asked once (`Store::admission`).
 async fn admit(
     s: &AppState,
     room: &Room,
@@ -219,7 +214,12 @@ async fn admit(
     role: Role,
     headers: &HeaderMap,
 ) -> ApiResult<Value> {
-    let present = s.store.participant_count(&room.name).await?;
+    let (present, banned) = s.store.admission(&room.name, &room.id, identity).await?;
+    if banned {
+        return Err(ApiError::Forbidden(
+            "you were removed from this room by a moderator".into(),
+        ));
+    }
     if present >= room.max_participants {
         return Err(ApiError::Forbidden(format!(
             "the room is full ({present} of {})",
@@ -227,7 +227,7 @@ async fn admit(
         )));
     }
     require_livekit(s)?;
-    ensure_livekit_room(s, room).await?;
+    s.directory.ensure_live(room).await?;
     let token = join_token::mint(
         &s.credentials,
         room,
@@ -250,70 +250,17 @@ async fn admit(
     }))
 }
 
-/// The LiveKit room is created on demand, at the first join, with the room's participant limit.
-async fn ensure_livekit_room(s: &AppState, room: &Room) -> ApiResult<()> {
-    let fresh = {
-        let ensured = s.ensured_rooms.lock().unwrap_or_else(|e| e.into_inner());
-        ensured
-            .get(&room.name)
-            .is_some_and(|t| t.elapsed() < ENSURED_FOR)
-    };
-    if fresh {
-        return Ok(());
-    }
-    s.livekit
-        .ensure_room(&room.name, room.max_participants as u32)
-        .await?;
-    s.ensured_rooms
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(room.name.clone(), Instant::now());
-    Ok(())
-}
-
-pub fn forget_ensured(s: &AppState, room: &str) {
-    s.ensured_rooms
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(room);
-}
-
-/// The room named `name`. Rooms never change after creation (settings are fixed, there is no
-/// delete), so each instance keeps the ones it has read: a join then costs one small query.
+/// The room named `name`, or 404.
 pub async fn find(s: &AppState, name: &str) -> ApiResult<Room> {
-    if let Some(room) = s
-        .room_cache
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(name)
-    {
-        return Ok(room.clone());
-    }
-    let room = s
-        .store
-        .room_by_name(name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no room named \"{name}\"")))?;
-    s.room_cache
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(name.to_string(), room.clone());
-    Ok(room)
+    s.directory.find(name).await?.ok_or_else(|| no_room(name))
 }
 
-/// Moderator (owner, listed moderator, admin) or participant; private rooms admit only moderators.
-pub fn member_role(room: &Room, who: &SignedIn) -> ApiResult<Role> {
-    if is_moderator(room, who) {
-        return Ok(Role::Moderator);
-    }
-    if !room.is_public {
-        return Err(ApiError::Forbidden("this room is private".into()));
-    }
-    Ok(Role::Participant)
+fn no_room(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no room named \"{name}\""))
 }
 
-pub fn is_moderator(room: &Room, who: &SignedIn) -> bool {
-    room.owner_id == who.id() || room.moderators.iter().any(|m| m == who.id()) || who.is_admin()
+fn private() -> ApiError {
+    ApiError::Forbidden("this room is private".into())
 }
 
 /// Room names become LiveKit room names (at most 256 bytes) and URL path segments.

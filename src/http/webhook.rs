@@ -7,16 +7,16 @@ use axum::http::{header, HeaderMap};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{ApiError, ApiResult, AppState};
+use super::{within_body_timeout, ApiError, ApiResult, AppState};
 use crate::livekit::webhook::{self, WebhookError};
-use crate::store::Applied;
+use crate::store::{Applied, PresenceChange};
 
 pub async fn receive(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let body = read_limited(&headers, body).await?;
+    let body = within_body_timeout(&s, read_limited(&headers, body)).await??;
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -37,6 +37,7 @@ pub async fn receive(
         Ok(Applied::Applied) => {
             s.metrics.webhook(&event.name, "applied");
             tracing::debug!(event = %event.name, id = %event.id, "webhook applied");
+            act_on(&s, &event.change);
             Ok(Json(json!({ "status": "applied" })))
         }
         Ok(Applied::Duplicate) => {
@@ -51,6 +52,30 @@ pub async fn receive(
                 "could not store the event; retry".into(),
             ))
         }
+    }
+}
+
+/// What an event asks of bedrud beyond the stored state: a finished room is forgotten (the
+/// next join creates it again with its settings), and a banned person who connected anyway
+/// (with a token from before the ban) is removed at once. Done after the answer, so LiveKit's
+/// ordered delivery never waits on a server-API call.
+fn act_on(s: &AppState, change: &PresenceChange) {
+    match change {
+        PresenceChange::RoomFinished { room } => s.directory.forget_live(room),
+        PresenceChange::Joined { room, participant } => {
+            let (directory, room, identity) = (
+                s.directory.clone(),
+                room.clone(),
+                participant.identity.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = directory.turn_away_if_banned(&room, &identity).await {
+                    // Reconciliation tries again at its next pass.
+                    tracing::warn!(%room, %identity, "could not remove a banned participant: {e}");
+                }
+            });
+        }
+        _ => {}
     }
 }
 

@@ -15,6 +15,10 @@ use crate::store::LiveParticipant;
 /// How long one server-API call may take: a join must never hang on a dead LiveKit.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LkError {
     #[error("{0}")]
@@ -50,6 +54,31 @@ fn classify(e: ServiceError) -> LkError {
     }
 }
 
+/// How LiveKit should treat a room bedrud creates: how long it lives with nobody ever joining
+/// (`rooms.emptyTimeout`), and after the last person left (`rooms.departureTimeout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomOptions {
+    pub empty_timeout: Duration,
+    pub departure_timeout: Duration,
+}
+
+impl Default for RoomOptions {
+    fn default() -> Self {
+        RoomOptions {
+            empty_timeout: Duration::from_secs(300),
+            departure_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A room as LiveKit has it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRoom {
+    pub name: String,
+    pub sid: String,
+    pub max_participants: u32,
+}
+
 #[derive(Clone)]
 pub struct LiveKitClient {
     rooms: std::sync::Arc<RoomClient>,
@@ -76,25 +105,43 @@ impl LiveKitClient {
         }
     }
 
-    /// Creates the LiveKit room (or finds it) with the room's limit, so LiveKit itself enforces it.
-    pub async fn ensure_room(&self, name: &str, max_participants: u32) -> Result<(), LkError> {
-        let options = CreateRoomOptions {
+    /// Creates the LiveKit room with the room's limit, so LiveKit itself enforces it; on a room
+    /// that exists, LiveKit applies the limit and timeouts to it and answers it as it is now.
+    pub async fn ensure_room(
+        &self,
+        name: &str,
+        max_participants: u32,
+        options: &RoomOptions,
+    ) -> Result<LiveRoom, LkError> {
+        let request = CreateRoomOptions {
             max_participants,
-            empty_timeout: 300,
-            departure_timeout: 20,
+            empty_timeout: secs(options.empty_timeout),
+            departure_timeout: secs(options.departure_timeout),
             ..Default::default()
         };
-        self.rooms
-            .create_room(name, options)
+        let room = self
+            .rooms
+            .create_room(name, request)
             .await
-            .map(drop)
-            .map_err(classify)
+            .map_err(classify)?;
+        Ok(LiveRoom {
+            name: room.name,
+            sid: room.sid,
+            max_participants: room.max_participants,
+        })
     }
 
-    /// Every LiveKit room: (name, sid).
-    pub async fn list_rooms(&self) -> Result<Vec<(String, String)>, LkError> {
+    /// Every LiveKit room.
+    pub async fn list_rooms(&self) -> Result<Vec<LiveRoom>, LkError> {
         let rooms = self.rooms.list_rooms(Vec::new()).await.map_err(classify)?;
-        Ok(rooms.into_iter().map(|r| (r.name, r.sid)).collect())
+        Ok(rooms
+            .into_iter()
+            .map(|r| LiveRoom {
+                name: r.name,
+                sid: r.sid,
+                max_participants: r.max_participants,
+            })
+            .collect())
     }
 
     /// Participants whose media is connected (the same moment `participant_joined` is sent).
@@ -113,10 +160,17 @@ impl LiveKitClient {
             .collect())
     }
 
-    /// Disconnects `identity` and, when `revoke`, invalidates every token issued to it so far.
+    /// Disconnects `identity`. With `revoke`, also asks LiveKit to refuse the tokens issued to it
+    /// so far (`revoke_token_ts`, Unix seconds). livekit-server 1.13.5 does not act on that, so
+    /// bans do not rely on it: bedrud removes a banned identity whenever it shows up (webhook,
+    /// reconciliation).
     pub async fn remove(&self, room: &str, identity: &str, revoke: bool) -> Result<(), LkError> {
         let options = RemoveParticipantOptions {
-            revoke_token_ts: if revoke { crate::store::now_ms() } else { 0 },
+            revoke_token_ts: if revoke {
+                crate::store::now_ms() / 1000
+            } else {
+                0
+            },
         };
         self.rooms
             .remove_participant_with_options(room, identity, options)

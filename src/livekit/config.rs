@@ -30,7 +30,15 @@ pub struct LiveKitYaml {
     pub rtc: Rtc,
     pub turn: Turn,
     pub webhook: Webhook,
+    pub room: RoomDefaults,
     pub logging: Logging,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RoomDefaults {
+    /// Off: only bedrud creates rooms (CreateRoom at a join, with the room's participant limit).
+    /// On, a client connecting to a room LiveKit has ended would recreate it with no limit.
+    pub auto_create: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -133,6 +141,7 @@ pub fn generate(i: &Inputs) -> Generated {
                 api_key: i.credentials.api_key.clone(),
                 urls: vec![i.webhook_url.clone()],
             },
+            room: RoomDefaults { auto_create: false },
             logging: Logging {
                 level: e.log_level.clone(),
                 json: true,

@@ -6,25 +6,8 @@ use std::time::Duration;
 use livekit_api::access_token::{AccessToken, VideoGrants};
 
 use crate::config::Credentials;
+pub use crate::rooms::Role;
 use crate::store::Room;
-
-/// Who is joining, as far as grants are concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Moderator,
-    Participant,
-    Guest,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Moderator => "moderator",
-            Role::Participant => "participant",
-            Role::Guest => "guest",
-        }
-    }
-}
 
 /// The sources a room lets anyone publish, in LiveKit's names.
 pub fn allowed_sources(room: &Room) -> Vec<String> {

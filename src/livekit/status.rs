@@ -69,24 +69,28 @@ impl LiveKitStatus {
         self.state == State::Ready
     }
 
-    /// Why LiveKit is not usable, for `/ready` and the log; `None` when it is ready.
+    /// Why LiveKit is not usable, with the last error, for admins, the log and signed-in
+    /// callers; `None` when it is ready.
     pub fn not_ready_reason(&self) -> Option<String> {
-        let detail = self
-            .last_error
-            .as_deref()
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
-        let reason = match self.state {
+        let short = self.short_reason()?;
+        Some(match (self.state, self.last_error.as_deref()) {
+            (State::Restarting, Some(e)) => format!("{short} (restart {}): {e}", self.restarts),
+            (State::Restarting, None) => format!("{short} (restart {})", self.restarts),
+            (State::Unhealthy | State::Unreachable, Some(e)) => format!("{short}: {e}"),
+            _ => short.to_string(),
+        })
+    }
+
+    /// The verdict alone, which tells an anonymous caller nothing about the host.
+    pub fn short_reason(&self) -> Option<&'static str> {
+        Some(match self.state {
             State::Ready => return None,
-            State::Starting => "LiveKit is starting".to_string(),
-            State::Unhealthy => format!("LiveKit does not answer its health check{detail}"),
-            State::Restarting => {
-                format!("LiveKit is restarting (restart {}){detail}", self.restarts)
-            }
-            State::Stopping | State::Stopped => "LiveKit is stopping".to_string(),
-            State::Unreachable => format!("LiveKit is unreachable{detail}"),
-        };
-        Some(reason)
+            State::Starting => "LiveKit is starting",
+            State::Unhealthy => "LiveKit does not answer its health check",
+            State::Restarting => "LiveKit is restarting",
+            State::Stopping | State::Stopped => "LiveKit is stopping",
+            State::Unreachable => "LiveKit is unreachable",
+        })
     }
 
     /// One line for systemd's `STATUS=`, read by humans in `systemctl status`.

@@ -45,6 +45,14 @@ pub fn default_url(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("bedrud.db").display())
 }
 
+/// Creates the data folder (0700) and the database file (0600) if they are missing, and
+/// returns the default database's URL.
+pub fn prepare_default(data_dir: &Path) -> std::io::Result<String> {
+    crate::host::private::create_dir(data_dir)?;
+    crate::host::private::create_file(&data_dir.join("bedrud.db"))?;
+    Ok(default_url(data_dir))
+}
+
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Store> {

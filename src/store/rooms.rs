@@ -176,6 +176,20 @@ impl Store {
             .collect()
     }
 
+    /// Whether `identity` is banned from the room named `room_name` (webhooks and
+    /// reconciliation know rooms by their LiveKit name).
+    pub async fn is_banned_from(&self, room_name: &str, identity: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM room_bans b JOIN rooms r ON r.id = b.room_id \
+             WHERE r.name = $1 AND b.identity = $2",
+        )
+        .bind(room_name)
+        .bind(identity)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn is_banned(&self, room_id: &str, identity: &str) -> Result<bool> {
         let row =
             sqlx::query("SELECT 1 AS one FROM room_bans WHERE room_id = $1 AND identity = $2")

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -193,6 +193,12 @@ pub struct Bedrud {
     pub api_port: u16,
     pub tls: bool,
     log: Arc<Mutex<String>>,
+    /// Set once bedrud's stderr has ended (every line is in `log`).
+    log_done: Arc<std::sync::atomic::AtomicBool>,
+    /// The `--config` it runs with, for commands run beside it (`user create-admin`).
+    config: Option<PathBuf>,
+    /// An admin's access token, made on first need: `/ready` shows details to admins only.
+    admin: Mutex<Option<String>>,
 }
 
 impl Bedrud {
@@ -218,6 +224,8 @@ impl Bedrud {
         let mut child = cmd.spawn().expect("cannot start the bedrud binary");
         let log = Arc::new(Mutex::new(String::new()));
         let sink = log.clone();
+        let log_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = log_done.clone();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -225,12 +233,21 @@ impl Bedrud {
                 l.push_str(&line);
                 l.push('\n');
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
+        let config = args
+            .iter()
+            .position(|a| *a == "--config")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from);
         Bedrud {
             child,
             api_port,
             tls,
             log,
+            log_done,
+            config,
+            admin: Mutex::new(None),
         }
     }
 
@@ -247,9 +264,60 @@ impl Bedrud {
         format!("{scheme}://127.0.0.1:{}{path}", self.api_port)
     }
 
-    /// `GET /ready`: the status code and JSON body, or `None` while nothing answers.
+    /// `GET /ready` as an admin sees it (with LiveKit's details under `livekit`): the status
+    /// code and JSON body, or `None` while nothing answers.
     pub fn ready(&self) -> Option<(u16, Value)> {
+        if self.config.is_none() {
+            return get_json(&self.url("/ready"));
+        }
+        // Until the admin exists, nothing is reported: a body without the details would be
+        // mistaken for a bedrud that has none.
+        let admin = self.admin_token()?;
+        get_json_as(&self.url("/ready"), Some(&admin))
+    }
+
+    /// `GET /ready` with `token`'s bearer.
+    pub fn ready_as(&self, token: &str) -> (u16, Value) {
+        get_json_as(&self.url("/ready"), Some(token)).expect("bedrud does not answer")
+    }
+
+    /// `GET /ready` as anyone sees it.
+    pub fn ready_anonymous(&self) -> Option<(u16, Value)> {
         get_json(&self.url("/ready"))
+    }
+
+    /// An access token of a bedrud admin, created once with `bedrud user create-admin` beside
+    /// the running daemon (after its API answers: the database is migrated by then).
+    pub fn admin_token(&self) -> Option<String> {
+        let mut cached = self.admin.lock().unwrap();
+        if cached.is_none() {
+            get_status(&self.url("/health")).filter(|s| *s == 200)?;
+            let config = self.config.as_ref()?;
+            let mut cli = Command::new(env!("CARGO_BIN_EXE_bedrud"))
+                .args(["user", "create-admin", "--email", HARNESS_ADMIN, "--config"])
+                .arg(config)
+                .env_clear()
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            cli.stdin
+                .take()?
+                .write_all(format!("{HARNESS_PASSWORD}\n").as_bytes())
+                .ok()?;
+            cli.wait().ok()?.success().then_some(())?;
+            let body = serde_json::json!({"email": HARNESS_ADMIN, "password": HARNESS_PASSWORD});
+            let mut resp = agent()
+                .post(&self.url("/api/auth/login"))
+                .send_json(&body)
+                .ok()?;
+            (resp.status() == 200).then_some(())?;
+            let r: Value = resp.body_mut().read_json().ok()?;
+            *cached = Some(r["accessToken"].as_str()?.to_string());
+        }
+        cached.clone()
     }
 
     /// Waits for `/ready` to answer 200 and returns its body.
@@ -295,11 +363,16 @@ impl Bedrud {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig).unwrap();
     }
 
-    /// Waits for bedrud to exit on its own.
+    /// Waits for bedrud to exit on its own, and for its last log lines to be read.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                while !self.log_done.load(std::sync::atomic::Ordering::SeqCst)
+                    && start.elapsed() < PATIENCE
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return status;
             }
             assert!(
@@ -352,6 +425,10 @@ impl Drop for Bedrud {
     }
 }
 
+/// The admin account the harness makes to read `/ready`'s details.
+pub const HARNESS_ADMIN: &str = "harness-admin@bedrud.test";
+const HARNESS_PASSWORD: &str = "harness admin password";
+
 /// An HTTP client for loopback test servers; it trusts self-signed test certificates.
 fn agent() -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder()
@@ -367,7 +444,16 @@ fn agent() -> ureq::Agent {
 
 /// `GET url` → (status, JSON body); `None` when nothing answers.
 pub fn get_json(url: &str) -> Option<(u16, Value)> {
-    let mut resp = agent().get(url).call().ok()?;
+    get_json_as(url, None)
+}
+
+/// `GET url` with an optional bearer token → (status, JSON body); `None` when nothing answers.
+pub fn get_json_as(url: &str, bearer: Option<&str>) -> Option<(u16, Value)> {
+    let mut req = agent().get(url);
+    if let Some(b) = bearer {
+        req = req.header("Authorization", &format!("Bearer {b}"));
+    }
+    let mut resp = req.call().ok()?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_json::<Value>().unwrap_or(Value::Null);
     Some((status, body))
