@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/build-web.sh
-scripts/install-livekit.sh 1.13.5
+# shellcheck source=livekit-version.sh
+. scripts/livekit-version.sh
+scripts/install-livekit.sh "$LIVEKIT_VERSION"
 export PATH="$PWD/.tools/bin:$PATH"
 exec cargo run --release --locked -- serve "$@"

@@ -1,6 +1,7 @@
-//! The running daemon: opens the database, binds the API port, starts LiveKit supervision (or
-//! follows an external LiveKit), serves HTTP, reconciles state, keeps systemd informed, and
-//! shuts all of it down in order.
+//! The running daemon. `Application::build` does everything that can fail (TLS files, database,
+//! secrets, API port, LiveKit preparation) before any process starts; `run` only runs: LiveKit
+//! supervision (or following an external LiveKit), HTTP, reconciliation, systemd notification —
+//! and shuts all of it down in order, also when one of them ends on its own.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -18,7 +19,7 @@ use crate::auth::Auth;
 use crate::config::{Config, Credentials, Mode};
 use crate::host::systemd;
 use crate::http::{self, AppState, Shared};
-use crate::keys;
+use crate::keys::{self, Access, Origin};
 use crate::livekit::client::LiveKitClient;
 use crate::livekit::status::{self, LiveKitStatus};
 use crate::livekit::{config as livekit_config, embedded, external};
@@ -26,12 +27,14 @@ use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::reconcile::Reconciler;
 use crate::rooms::RoomDirectory;
+use crate::secret::Secret;
 use crate::store::{self, Store};
 use crate::supervisor::Supervisor;
 
 /// How long in-flight HTTP requests get once LiveKit has stopped.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
+/// A bedrud ready to run: everything that can fail has been done, and no process has started.
 pub struct Application {
     config: Config,
     listener: TcpListener,
@@ -39,31 +42,65 @@ pub struct Application {
     /// Present when `server.enableTLS`: the API is served over HTTPS only.
     tls: Option<RustlsConfig>,
     store: Store,
-    credentials: Credentials,
+    state: AppState,
+    livekit: LiveKitRunner,
+    status: watch::Receiver<LiveKitStatus>,
+    reconciler: Reconciler,
+}
+
+/// What follows LiveKit once `run()` starts: the supervisor of an embedded LiveKit (prepared,
+/// not yet started), or the probe of an external one.
+enum LiveKitRunner {
+    Embedded(Supervisor),
+    External {
+        url: String,
+        client: reqwest::Client,
+        status: watch::Sender<LiveKitStatus>,
+    },
+}
+
+impl LiveKitRunner {
+    fn spawn(self, stop: CancellationToken) -> JoinHandle<Result<(), String>> {
+        match self {
+            LiveKitRunner::Embedded(supervisor) => tokio::spawn(async move {
+                supervisor.run(stop).await;
+                Ok(())
+            }),
+            LiveKitRunner::External {
+                url,
+                client,
+                status,
+            } => tokio::spawn(async move {
+                external::watch(url, client, status, stop).await;
+                Ok(())
+            }),
+        }
+    }
 }
 
 impl Application {
-    /// Opens the database and binds the API listener; `server.port: 0` picks a free port,
-    /// reported by `port()`. Fails early, with the key to fix, on anything that cannot work.
+    /// Does everything that can fail — TLS files, database, secrets (generated on first start),
+    /// the API listener, LiveKit's binary, version, node IP and config — before any process
+    /// starts, each failure naming the key to fix. `server.port: 0` picks a free port,
+    /// reported by `port()`.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         crate::install_tls_provider();
         crate::host::memory::return_large_blocks();
         let tls = match &config.server.tls {
-            Some(files) => Some(
-                RustlsConfig::from_pem_file(&files.cert_file, &files.key_file)
-                    .await
-                    .with_context(|| {
-                        format!(
-                    "cannot load the TLS certificate {} / key {} (server.certFile, server.keyFile)",
-                    files.cert_file.display(),
-                    files.key_file.display()
-                )
-                    })?,
-            ),
+            Some(files) => Some(load_tls(files).await?),
             None => None,
         };
         let store = open_store(&config).await?;
-        let credentials = embedded::credentials(&config)?;
+        let credentials = secret(
+            keys::livekit_credentials(&config, Access::Create),
+            "embedded LiveKit needs an API key",
+            "an API key and secret for embedded LiveKit",
+        )?;
+        let jwt_secret = secret(
+            keys::jwt_secret(&config, Access::Create),
+            "auth.jwtSecret",
+            "a token-signing secret",
+        )?;
         let addr = (config.server.bind_address, config.server.port);
         let listener = TcpListener::bind(addr).map_err(|e| {
             let hint = crate::host::systemd::low_port_hint(addr.1, &e).unwrap_or_default();
@@ -74,13 +111,35 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        let (livekit, status, livekit_port) = prepare_livekit(&config, &credentials, port).await?;
+        let state = state(
+            &config,
+            &store,
+            status.clone(),
+            (port, livekit_port),
+            credentials,
+            &jwt_secret,
+        );
+        let reconciler = Reconciler {
+            store: store.clone(),
+            livekit: state.livekit.clone(),
+            metrics: state.metrics.clone(),
+            status: status.clone(),
+            interval: config.rooms.reconcile_interval,
+            webhook_warning: state.webhook_warning.clone(),
+            directory: state.directory.clone(),
+            warned_limits: Default::default(),
+        };
         Ok(Application {
             config,
             listener,
             port,
             tls,
             store,
-            credentials,
+            state,
+            livekit,
+            status,
+            reconciler,
         })
     }
 
@@ -89,183 +148,246 @@ impl Application {
     }
 
     /// Runs until `shutdown` resolves, then stops LiveKit (webhooks still arrive while it
-    /// drains), then the HTTP server.
+    /// drains), then the HTTP server. If the HTTP server, LiveKit's supervision or
+    /// reconciliation ends (or panics) before that, bedrud stops the rest and returns the error.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let mode = match self.config.livekit.mode {
-            Mode::Embedded(_) => status::Mode::Embedded,
-            Mode::External => status::Mode::External,
-        };
-        let (status_tx, status_rx) = watch::channel(LiveKitStatus::new(mode));
+        let Application {
+            config,
+            listener,
+            port,
+            tls,
+            store,
+            state,
+            livekit,
+            status,
+            reconciler,
+        } = self;
         let stop_livekit = CancellationToken::new();
-        let (livekit, livekit_port) = self.start_livekit(status_tx, stop_livekit.clone()).await?;
-        let state = self.state(status_rx.clone(), livekit_port)?;
-
         let stop_background = CancellationToken::new();
-        let reconciler = Reconciler {
-            store: self.store.clone(),
-            livekit: state.livekit.clone(),
-            metrics: state.metrics.clone(),
-            status: status_rx.clone(),
-            interval: self.config.rooms.reconcile_interval,
-            webhook_warning: state.webhook_warning.clone(),
-            directory: state.directory.clone(),
-            warned_limits: Default::default(),
-        };
-        let reconcile_task = tokio::spawn(reconciler.run(stop_background.clone()));
+        let mut livekit_task = livekit.spawn(stop_livekit.clone());
+        let background = stop_background.clone();
+        let mut reconcile_task = tokio::spawn(async move {
+            reconciler.run(background).await;
+            Ok(())
+        });
 
         let handle = axum_server::Handle::new();
-        let mut http_task = tokio::spawn(http::server::serve(
-            self.listener,
-            self.tls,
-            http::router(state),
-            self.config.server.limits,
-            handle.clone(),
-        ));
-        tracing::info!(
-            port = self.port,
-            tls = self.config.server.tls.is_some(),
-            "API listening"
-        );
+        let limits = config.server.limits;
+        let router = http::router(state);
+        let server_handle = handle.clone();
+        let mut http_task = tokio::spawn(async move {
+            http::server::serve(listener, tls, router, limits, server_handle)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        tracing::info!(port, tls = config.server.tls.is_some(), "API listening");
 
-        let (lk_alive, http_alive) = (livekit.abort_handle(), http_task.abort_handle());
+        let (lk_alive, http_alive) = (livekit_task.abort_handle(), http_task.abort_handle());
         let healthy = move || !lk_alive.is_finished() && !http_alive.is_finished();
         let notifier = tokio::spawn(systemd::run_notifier(
-            status_rx,
+            status,
             healthy,
             stop_background.clone(),
         ));
 
-        let (result, http_done) = tokio::select! {
-            _ = shutdown => (Ok(()), false),
-            r = &mut http_task => (Err(anyhow::anyhow!("the HTTP server stopped unexpectedly: {r:?}")), true),
+        // A task that ends before shutdown was asked for is an error; it is not awaited again.
+        let (result, ended) = tokio::select! {
+            _ = shutdown => (Ok(()), None),
+            r = &mut http_task => (Err(ended("the HTTP server", r)), Some(Task::Http)),
+            r = &mut livekit_task => (Err(ended("LiveKit supervision", r)), Some(Task::LiveKit)),
+            r = &mut reconcile_task => (Err(ended("reconciliation", r)), Some(Task::Reconciler)),
         };
+        if let Err(e) = &result {
+            tracing::error!("{e:#}; stopping bedrud");
+        }
         tracing::info!("shutting down");
         systemd::stopping("stopping LiveKit");
         stop_livekit.cancel();
-        let _ = livekit.await;
+        if ended != Some(Task::LiveKit) {
+            let _ = livekit_task.await;
+        }
         handle.graceful_shutdown(Some(HTTP_DRAIN));
-        if !http_done {
+        if ended != Some(Task::Http) {
             let _ = http_task.await;
         }
         stop_background.cancel();
-        let _ = tokio::join!(notifier, reconcile_task);
-        self.store.close().await;
+        if ended != Some(Task::Reconciler) {
+            let _ = reconcile_task.await;
+        }
+        let _ = notifier.await;
+        store.close().await;
         result
     }
+}
 
-    fn state(
-        &self,
-        status: watch::Receiver<LiveKitStatus>,
-        livekit_port: u16,
-    ) -> anyhow::Result<AppState> {
-        let c = &self.config;
-        let internal = c
-            .livekit
-            .internal_host
-            .clone()
-            .unwrap_or_else(|| format!("http://127.0.0.1:{livekit_port}"));
-        // Embedded: the browser reaches LiveKit's signaling through bedrud's own listener.
-        let embedded = matches!(c.livekit.mode, Mode::Embedded(_));
-        let public = if embedded {
-            crate::livekit::client_url::ClientUrl::proxied(
-                c.livekit.host.as_deref(),
-                &c.server.host,
-                self.port,
-                self.tls.is_some(),
-            )
-        } else {
-            crate::livekit::client_url::ClientUrl::new(
-                c.livekit.host.as_deref(),
-                &c.server.host,
-                livekit_port,
-            )
-        };
-        let livekit_proxy = embedded.then(|| format!("127.0.0.1:{livekit_port}"));
-        let jwt_secret = match &c.auth.jwt_secret {
-            Some(s) => s.clone(),
-            None => keys::jwt_secret(&c.server.data_dir).context("auth.jwtSecret")?,
-        };
-        let creds = &self.credentials;
-        let livekit = LiveKitClient::new(&internal, creds);
-        let directory = Arc::new(RoomDirectory::new(
-            self.store.clone(),
-            livekit.clone(),
-            c.rooms.livekit_room.clone(),
-        ));
-        Ok(AppState::new(Shared {
-            store: self.store.clone(),
-            auth: Auth::new(
-                &jwt_secret,
-                c.auth.access_token_ttl,
-                c.auth.refresh_token_ttl,
-            ),
-            livekit,
-            livekit_status: status,
-            credentials: creds.clone(),
-            webhook_verifier: TokenVerifier::with_api_key(
-                &creds.api_key,
-                creds.api_secret.expose(),
-            ),
-            livekit_url: public,
-            livekit_proxy,
-            rooms: c.rooms.clone(),
-            allow_registration: c.auth.allow_registration,
-            metrics: Arc::new(Metrics::default()),
-            login_limiter: RateLimiter::new(c.auth.login_attempts_per_minute),
-            address_limiter: RateLimiter::new(c.auth.login_attempts_per_minute.saturating_mul(3)),
-            body_timeout: c.server.limits.body_timeout,
-            register_limiter: RateLimiter::new(c.auth.registrations_per_minute),
-            directory,
-            webhook_warning: Default::default(),
-        }))
+/// The long-running tasks `run()` watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    Http,
+    LiveKit,
+    Reconciler,
+}
+
+/// The error for a task that ended before shutdown, with the panic message when it panicked.
+fn ended(what: &str, r: Result<Result<(), String>, tokio::task::JoinError>) -> anyhow::Error {
+    match r {
+        Ok(Ok(())) => anyhow::anyhow!("{what} stopped unexpectedly"),
+        Ok(Err(e)) => anyhow::anyhow!("{what} failed: {e}"),
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            anyhow::anyhow!("{what} panicked: {message}")
+        }
+        Err(e) => anyhow::anyhow!("{what} was cancelled: {e}"),
     }
+}
 
-    /// Starts supervision (embedded) or the external probe; returns its task and LiveKit's port.
-    async fn start_livekit(
-        &self,
-        status: watch::Sender<LiveKitStatus>,
-        stop: CancellationToken,
-    ) -> anyhow::Result<(JoinHandle<()>, u16)> {
-        let c = &self.config;
-        match &c.livekit.mode {
-            Mode::Embedded(e) => {
-                for stale in livekit_config::remove_stale(&livekit_config::temp_dir()) {
-                    tracing::info!(file = %stale.display(), "removed a LiveKit config left by a bedrud that died");
-                }
-                let prepared = embedded::prepare(c, e, &self.credentials, self.port).await?;
-                for w in &prepared.warnings {
-                    tracing::warn!("{w}");
-                }
-                status.send_modify(|s| embedded::describe(&prepared, s));
-                let port = prepared.port;
-                let supervisor = Supervisor::new(prepared.plan, status)?;
-                Ok((tokio::spawn(supervisor.run(stop)), port))
+async fn load_tls(files: &crate::config::TlsFiles) -> anyhow::Result<RustlsConfig> {
+    RustlsConfig::from_pem_file(&files.cert_file, &files.key_file)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot load the TLS certificate {} / key {} (server.certFile, server.keyFile)",
+                files.cert_file.display(),
+                files.key_file.display()
+            )
+        })
+}
+
+/// A secret from the resolver (which may create it: this is `serve`), saying when it was new.
+fn secret<T>(
+    resolved: Result<(T, Origin), keys::KeysError>,
+    context: &'static str,
+    what: &str,
+) -> anyhow::Result<T> {
+    let (value, origin) = resolved.context(context)?;
+    if let Origin::Generated(file) = origin {
+        tracing::info!(file = %file.display(), "generated {what}");
+    }
+    Ok(value)
+}
+
+/// Everything the handlers share.
+fn state(
+    c: &Config,
+    store: &Store,
+    status: watch::Receiver<LiveKitStatus>,
+    (api_port, livekit_port): (u16, u16),
+    creds: Credentials,
+    jwt_secret: &Secret,
+) -> AppState {
+    let internal = c
+        .livekit
+        .internal_host
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{livekit_port}"));
+    // Embedded: the browser reaches LiveKit's signaling through bedrud's own listener.
+    let embedded = matches!(c.livekit.mode, Mode::Embedded(_));
+    let public = if embedded {
+        crate::livekit::client_url::ClientUrl::proxied(
+            c.livekit.host.as_deref(),
+            &c.server.host,
+            api_port,
+            c.server.tls.is_some(),
+        )
+    } else {
+        crate::livekit::client_url::ClientUrl::new(
+            c.livekit.host.as_deref(),
+            &c.server.host,
+            livekit_port,
+        )
+    };
+    let livekit_proxy = embedded.then(|| format!("127.0.0.1:{livekit_port}"));
+    let livekit = LiveKitClient::new(&internal, &creds);
+    let directory = Arc::new(RoomDirectory::new(
+        store.clone(),
+        livekit.clone(),
+        c.rooms.livekit_room.clone(),
+    ));
+    AppState::new(Shared {
+        store: store.clone(),
+        auth: Auth::new(
+            jwt_secret,
+            c.auth.access_token_ttl,
+            c.auth.refresh_token_ttl,
+        ),
+        livekit,
+        livekit_status: status,
+        webhook_verifier: TokenVerifier::with_api_key(&creds.api_key, creds.api_secret.expose()),
+        credentials: creds,
+        livekit_url: public,
+        livekit_proxy,
+        rooms: c.rooms.clone(),
+        allow_registration: c.auth.allow_registration,
+        metrics: Arc::new(Metrics::default()),
+        login_limiter: RateLimiter::new(c.auth.login_attempts_per_minute),
+        address_limiter: RateLimiter::new(c.auth.login_attempts_per_minute.saturating_mul(3)),
+        body_timeout: c.server.limits.body_timeout,
+        register_limiter: RateLimiter::new(c.auth.registrations_per_minute),
+        directory,
+        webhook_warning: Default::default(),
+    })
+}
+
+/// Prepares supervision (embedded) or the external probe without starting anything; returns
+/// it, the LiveKit status it will keep, and LiveKit's port.
+async fn prepare_livekit(
+    c: &Config,
+    credentials: &Credentials,
+    api_port: u16,
+) -> anyhow::Result<(LiveKitRunner, watch::Receiver<LiveKitStatus>, u16)> {
+    let mode = match c.livekit.mode {
+        Mode::Embedded(_) => status::Mode::Embedded,
+        Mode::External => status::Mode::External,
+    };
+    let (status, status_rx) = watch::channel(LiveKitStatus::new(mode));
+    match &c.livekit.mode {
+        Mode::Embedded(e) => {
+            for stale in livekit_config::remove_stale(&livekit_config::temp_dir()) {
+                tracing::info!(file = %stale.display(), "removed a LiveKit config left by a bedrud that died");
             }
-            Mode::External => {
-                let url = c
-                    .livekit
-                    .internal_host
-                    .clone()
-                    .context("livekit.internalHost is required")?;
-                let warning = (c.livekit.skip_tls_verify && url.starts_with("https://")).then(|| {
-                    "livekit.skipTLSVerify covers bedrud's health checks, but the server-API client \
-                     (livekit-api) always verifies certificates: trust LiveKit's certificate on this \
-                     host (system store, or SSL_CERT_FILE) so that joins and moderation work"
-                        .to_string()
-                });
-                if let Some(w) = &warning {
-                    tracing::warn!("{w}");
-                }
-                status.send_modify(|s| {
-                    s.url = c.livekit.host.clone();
-                    s.warnings.extend(warning);
-                });
-                let client = external::client(c.livekit.skip_tls_verify).context(
-                    "cannot set up HTTPS for livekit.internalHost (are the system CA \
-                     certificates installed? Debian: ca-certificates)",
-                )?;
-                Ok((tokio::spawn(external::watch(url, client, status, stop)), 0))
+            let prepared = embedded::prepare(c, e, credentials, api_port).await?;
+            for w in &prepared.warnings {
+                tracing::warn!("{w}");
             }
+            status.send_modify(|s| embedded::describe(&prepared, s));
+            let port = prepared.port;
+            let supervisor = Supervisor::new(prepared.plan, status)?;
+            Ok((LiveKitRunner::Embedded(supervisor), status_rx, port))
+        }
+        Mode::External => {
+            let url = c
+                .livekit
+                .internal_host
+                .clone()
+                .context("livekit.internalHost is required")?;
+            let warning = (c.livekit.skip_tls_verify && url.starts_with("https://")).then(|| {
+                "livekit.skipTLSVerify covers bedrud's health checks, but the server-API client \
+                 (livekit-api) always verifies certificates: trust LiveKit's certificate on this \
+                 host (system store, or SSL_CERT_FILE) so that joins and moderation work"
+                    .to_string()
+            });
+            if let Some(w) = &warning {
+                tracing::warn!("{w}");
+            }
+            status.send_modify(|s| {
+                s.url = c.livekit.host.clone();
+                s.warnings.extend(warning);
+            });
+            let client = external::client(c.livekit.skip_tls_verify).context(
+                "cannot set up HTTPS for livekit.internalHost (are the system CA \
+                 certificates installed? Debian: ca-certificates)",
+            )?;
+            let runner = LiveKitRunner::External {
+                url,
+                client,
+                status,
+            };
+            Ok((runner, status_rx, 0))
         }
     }
 }
@@ -288,4 +410,23 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::connect(&url)
         .await
         .context("cannot open the database (database.url)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_ends_early_is_an_error_that_says_why() {
+        let panicked = tokio::spawn(async { panic!("the supervisor lost its mind") }).await;
+        let e = ended("LiveKit supervision", panicked.map(|()| Ok(())));
+        assert_eq!(
+            e.to_string(),
+            "LiveKit supervision panicked: the supervisor lost its mind"
+        );
+        let e = ended("reconciliation", Ok(Ok(())));
+        assert_eq!(e.to_string(), "reconciliation stopped unexpectedly");
+        let e = ended("the HTTP server", Ok(Err("address in use".into())));
+        assert_eq!(e.to_string(), "the HTTP server failed: address in use");
+    }
 }

@@ -8,10 +8,11 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::app::Application;
-use crate::config::{self, Config, Env, Mode};
+use crate::config::{self, Config, Credentials, Env, Mode};
 use crate::host::node_ip;
+use crate::keys::{self, Access, Origin};
 use crate::livekit::{binary as livekit_binary, embedded};
-use crate::{keys, logging};
+use crate::logging;
 
 #[derive(Parser)]
 #[command(
@@ -106,8 +107,10 @@ enum LivekitCommand {
         show_secrets: bool,
     },
     /// Print the `webhook:` block to paste into an external LiveKit's YAML for this bedrud
+    /// (reads the API key; never generates one)
     WebhookConfig,
-    /// Mint a LiveKit join token for testing a client (publish everything, no admin rights)
+    /// Mint a LiveKit join token for testing a client (publish everything, no admin rights;
+    /// reads the API key pair, never generates one: see `bedrud secrets init`)
     Token {
         #[arg(long)]
         room: String,
@@ -177,17 +180,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn secrets_init(config: Config) -> anyhow::Result<ExitCode> {
-    use keys::InitOutcome;
-    for (what, outcome) in keys::init(&config)? {
-        let line = match outcome {
-            InitOutcome::Configured => format!("set in {}", config.source),
-            InitOutcome::Generated(p) => format!("generated in {}", p.display()),
-            InitOutcome::Kept(p) => format!("kept (already in {})", p.display()),
-            InitOutcome::NotNeeded => "not needed (LiveKit brings its own keys)".into(),
+    for (what, origin) in keys::init(&config)? {
+        let line = match origin {
+            Some(Origin::Configured) => format!("set in {}", config.source),
+            Some(Origin::Generated(p)) => format!("generated in {}", p.display()),
+            Some(Origin::Stored(p)) => format!("kept (already in {})", p.display()),
+            Some(Origin::StaticLiveKitConfig(_)) | None => {
+                "not needed (LiveKit brings its own keys)".into()
+            }
         };
         println!("{what}: {line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The LiveKit API key pair for a read-only command: never generated here.
+fn credentials(config: &Config) -> anyhow::Result<Credentials> {
+    Ok(keys::livekit_credentials(config, Access::ReadOnly)?.0)
 }
 
 fn load(path: Option<PathBuf>, env: &Env) -> anyhow::Result<Config> {
@@ -272,10 +281,10 @@ fn livekit_config(config: Config, show_secrets: bool) -> anyhow::Result<ExitCode
             None
         }
     };
-    let credentials = match &config.livekit.credentials {
-        Some(c) => c.clone(),
-        None => keys::load(&config.server.data_dir)?
-            .unwrap_or_else(|| embedded::placeholder_credentials(&config)),
+    let credentials = match keys::livekit_credentials(&config, Access::ReadOnly) {
+        Ok((c, _)) => c,
+        Err(keys::KeysError::Missing { .. }) => embedded::placeholder_credentials(&config),
+        Err(e) => return Err(e.into()),
     };
     let node = node_ip::resolve(e.node_ip, &config.server.host, &node_ip::System);
     let generated =
@@ -341,7 +350,7 @@ fn livekit_token(
     ttl: &str,
 ) -> anyhow::Result<ExitCode> {
     let ttl = humantime::parse_duration(ttl).context("--ttl")?;
-    let credentials = embedded::credentials(&config)?;
+    let credentials = credentials(&config)?;
     let grants = livekit_api::access_token::VideoGrants {
         room_join: true,
         room: room.to_string(),
@@ -370,7 +379,7 @@ fn livekit_token(
 /// The block an administrator pastes into LiveKit's own YAML (external mode) so that LiveKit
 /// signs its webhooks with our key and sends them to our endpoint.
 fn webhook_config(config: Config) -> anyhow::Result<ExitCode> {
-    let credentials = embedded::credentials(&config)?;
+    let credentials = credentials(&config)?;
     let s = &config.server;
     let (scheme, default_port) = if s.tls.is_some() {
         ("https", 443)

@@ -2,15 +2,17 @@
 //! Each check answers OK, WARN or FAIL with the cause and the fix, in the words of the tables.
 //! (A too-short API secret is refused by config validation before any check runs.)
 
-use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context;
 use serde::Serialize;
 
-use crate::config::{Config, Mode};
+use crate::config::{ports, Config, Mode};
 use crate::host::node_ip;
 use crate::livekit::binary as livekit_binary;
+use crate::store::{self, Store};
 use crate::supervisor;
 
 const NET_TIMEOUT: Duration = Duration::from_secs(3);
@@ -69,9 +71,9 @@ pub async fn run(config: &Config, env_livekit_config: bool) -> Vec<Finding> {
             } else {
                 out.extend(ports(config));
             }
-            out.push(node_ip_reachability(config));
+            out.push(node_ip_reachability(config).await);
             if let Some(path) = &e.static_config {
-                out.extend(static_config(path));
+                out.extend(static_config(path).await);
             }
         }
         Mode::External => out.push(internal_host(config).await),
@@ -125,64 +127,59 @@ async fn bedrud_running(config: &Config) -> bool {
     matches!(client.get(&url).send().await, Ok(r) if r.status() == reqwest::StatusCode::OK)
 }
 
-/// Ports embedded LiveKit needs, already taken by another process.
+/// Ports embedded LiveKit opens (`config::ports`: from bedrud's config, or from the static
+/// LiveKit config), already taken by another process.
 fn ports(config: &Config) -> Vec<Finding> {
+    let check = "LiveKit ports free";
     let Some(e) = config.embedded() else {
         return Vec::new();
     };
-    if e.static_config.is_some() {
-        return Vec::new();
-    }
-    let mut claims = vec![
-        supervisor::PortClaim {
-            port: e.port,
-            udp: false,
-            key: "livekit.port",
-        },
-        supervisor::PortClaim {
-            port: e.rtc_tcp_port,
-            udp: false,
-            key: "livekit.rtcTcpPort",
-        },
-    ];
-    if e.turn.enabled {
-        claims.push(supervisor::PortClaim {
-            port: e.turn.udp_port,
-            udp: true,
-            key: "livekit.turnUdpPort",
-        });
-        if config.server.tls.is_some() {
-            claims.push(supervisor::PortClaim {
-                port: e.turn.tls_port,
-                udp: false,
-                key: "livekit.turnTlsPort",
-            });
-        }
-    }
+    let claims = match e.static_yaml() {
+        None => ports::generated(&config.server, e),
+        Some(Ok(doc)) => ports::from_static(&doc),
+        // The static-config check reports the file itself.
+        Some(Err(_)) => return Vec::new(),
+    };
     claims
         .into_iter()
-        .map(|c| {
-            let check = "LiveKit ports free";
-            match supervisor::check_ports(std::slice::from_ref(&c)) {
-                Ok(()) => ok(check, format!("port {} ({})", c.port, c.key)),
-                Err(e) => bad(
-                    check,
-                    Level::Fail,
-                    format!("Port {} already in use: {e}", c.port),
-                    format!("Change {} or stop the other process (if bedrud itself is running, this is its LiveKit)", c.key),
+        .map(|c| match supervisor::check_ports(std::slice::from_ref(&c)) {
+            Ok(()) => ok(check, format!("port {} ({})", c.port, c.key)),
+            Err(e) => bad(
+                check,
+                Level::Fail,
+                format!("Port {} already in use: {e}", c.port),
+                format!(
+                    "Change {} or stop the other process (if bedrud itself is running, this is its LiveKit)",
+                    c.setting()
                 ),
-            }
+            ),
         })
         .collect()
 }
 
 /// "Clients connect via relay unnecessarily: node_ip is a private IP behind NAT".
-fn node_ip_reachability(config: &Config) -> Finding {
+async fn node_ip_reachability(config: &Config) -> Finding {
     let check = "node_ip reachable by clients";
     let Some(e) = config.embedded() else {
         return ok(check, "external mode");
     };
-    let chosen = node_ip::resolve(e.node_ip, &config.server.host, &node_ip::System);
+    // Resolving server.host is blocking DNS: off the runtime, and bounded.
+    let (configured, host) = (e.node_ip, config.server.host.clone());
+    let resolve =
+        tokio::task::spawn_blocking(move || node_ip::resolve(configured, &host, &node_ip::System));
+    let chosen = match within(resolve).await {
+        Ok(chosen) => chosen,
+        Err(Slow::Failed(e)) => {
+            let cause = format!("node_ip resolution failed: {e}");
+            return bad(check, Level::Fail, cause, "");
+        }
+        Err(Slow::TimedOut) => {
+            let host = &config.server.host;
+            let cause = format!("resolving server.host {host} took longer than {NET_TIMEOUT:?}");
+            let fix = "Check this host's DNS resolver, or set livekit.nodeIP";
+            return bad(check, Level::Warn, cause, fix);
+        }
+    };
     let public_host = config
         .server
         .host
@@ -221,7 +218,7 @@ fn is_private(ip: &IpAddr) -> bool {
 }
 
 /// The startup crashes of the tables, found in a static LiveKit config before LiveKit hits them.
-fn static_config(path: &Path) -> Vec<Finding> {
+async fn static_config(path: &Path) -> Vec<Finding> {
     let check = "static LiveKit config";
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -299,7 +296,7 @@ fn static_config(path: &Path) -> Vec<Finding> {
         .and_then(|r| r.get("address"))
         .and_then(|v| v.as_str())
     {
-        out.push(redis(address));
+        out.push(redis(address).await);
     }
     if out.is_empty() {
         out.push(ok(
@@ -368,13 +365,14 @@ fn unknown_keys(doc: &yaml_serde::Value) -> Vec<Finding> {
         .collect()
 }
 
-fn redis(address: &str) -> Finding {
+async fn redis(address: &str) -> Finding {
     let check = "Redis";
-    let reachable = address
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut it| it.next())
-        .is_some_and(|sa| TcpStream::connect_timeout(&sa, NET_TIMEOUT).is_ok());
+    let connect = async {
+        let first = tokio::net::lookup_host(address).await?.next();
+        let addr = first.ok_or_else(|| std::io::Error::other("no address"))?;
+        tokio::net::TcpStream::connect(addr).await
+    };
+    let reachable = within(connect).await.is_ok();
     if reachable {
         ok(check, format!("{address} answers"))
     } else {
@@ -419,10 +417,17 @@ async fn internal_host(config: &Config) -> Finding {
 }
 
 /// "Database shows stale active participants after disconnect": webhook not configured.
+/// The database is opened read-only: doctor creates no folder, no file and no table.
 async fn webhooks(config: &Config) -> Finding {
     let check = "webhooks received";
-    let store = match crate::app::open_store(config).await {
-        Ok(s) => s,
+    let store = match open_store_read_only(config).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return ok(
+                check,
+                "no database yet (bedrud has not started on this host)",
+            )
+        }
         Err(e) => {
             return bad(
                 check,
@@ -432,13 +437,26 @@ async fn webhooks(config: &Config) -> Finding {
             )
         }
     };
-    let events = store.webhook_event_count().await.unwrap_or(0);
-    let rooms = store
-        .tracked_room_names()
-        .await
-        .map(|r| r.len())
-        .unwrap_or(0);
+    let counts = async {
+        let events = store.webhook_event_count().await?;
+        let rooms = store.tracked_room_names().await?.len();
+        Ok::<_, crate::store::StoreError>((events, rooms))
+    };
+    let counts = within(counts).await;
     store.close().await;
+    let (events, rooms) = match counts {
+        Ok(c) => c,
+        Err(Slow::Failed(e)) => {
+            let cause = format!("cannot read the webhook events from the database: {e}");
+            let fix = "Check database.url and that bedrud has started once (it creates its tables)";
+            return bad(check, Level::Fail, cause, fix);
+        }
+        Err(Slow::TimedOut) => {
+            let cause = format!("the database did not answer within {NET_TIMEOUT:?}");
+            let fix = "Check database.url and that the database is running";
+            return bad(check, Level::Fail, cause, fix);
+        }
+    };
     match (events, rooms) {
         (0, r) if r > 0 => bad(
             check,
@@ -448,6 +466,43 @@ async fn webhooks(config: &Config) -> Finding {
         ),
         (0, _) => ok(check, "none yet (no meeting has run)"),
         (n, _) => ok(check, format!("{n} events received")),
+    }
+}
+
+/// The database without creating or migrating anything: `None` when the default SQLite file
+/// does not exist yet.
+async fn open_store_read_only(config: &Config) -> anyhow::Result<Option<Store>> {
+    let url = match &config.database_url {
+        Some(u) => u.clone(),
+        None => {
+            let file = store::default_path(&config.server.data_dir);
+            if !file.exists() {
+                return Ok(None);
+            }
+            store::default_url(&config.server.data_dir)
+        }
+    };
+    // The URL may hold a password: errors name the key, not the value.
+    let store = Store::connect_read_only(&url)
+        .await
+        .context("database.url")?;
+    Ok(Some(store))
+}
+
+/// Why a bounded piece of I/O gave no answer.
+enum Slow {
+    Failed(String),
+    TimedOut,
+}
+
+/// `work` within `NET_TIMEOUT`, so that no check can hang doctor.
+async fn within<T, E: std::fmt::Display>(
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Slow> {
+    match tokio::time::timeout(NET_TIMEOUT, work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Slow::Failed(e.to_string())),
+        Err(_) => Err(Slow::TimedOut),
     }
 }
 

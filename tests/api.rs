@@ -1,6 +1,7 @@
-//! The HTTP API against a real bedrud with its real embedded LiveKit: accounts, rooms, join
-//! tokens and their grants, guests, webhook security. Participants with media are in
-//! tests/meeting.rs.
+//! The HTTP API: accounts, rooms, join tokens and their grants, guests, webhook security.
+//! What never reaches LiveKit runs against bedrud in-process (`TestApp`, milliseconds); joins and
+//! the admin status run against a real bedrud with its real embedded LiveKit (`Real`).
+//! Participants with media are in tests/meeting.rs.
 
 mod common;
 
@@ -9,37 +10,36 @@ use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-struct Api {
+/// A real bedrud with its real embedded LiveKit, for what touches LiveKit (joins, admin status).
+struct Real {
     b: Bedrud,
-    _sb: Sandbox,
+    sb: Sandbox,
 }
 
-/// The helpers of the running bedrud (`call`, `register`, `url`…) are the wrapper's own.
-impl std::ops::Deref for Api {
-    type Target = Bedrud;
-    fn deref(&self) -> &Bedrud {
-        &self.b
-    }
-}
-
-impl Api {
-    fn start(extra: &str) -> Api {
+impl Real {
+    fn start(extra: &str) -> Real {
         let (b, sb) = ready_bedrud(extra);
-        Api { b, _sb: sb }
+        Real { b, sb }
     }
+}
 
-    fn create_room(&self, token: &str, body: Value) -> (u16, Value) {
-        self.call("POST", "/api/room/create", Some(token), Some(body))
+impl Api for Real {
+    fn url(&self, path: &str) -> String {
+        self.b.url(path)
     }
+}
 
-    fn webhook(&self, body: &[u8], auth: Option<String>) -> (u16, Value) {
-        call_with(
-            "POST",
-            &self.b.url("/api/livekit/webhook"),
-            &[("Authorization", auth)],
-            Some(body.to_vec()),
-        )
-    }
+fn create_room(api: &impl Api, token: &str, body: Value) -> (u16, Value) {
+    api.call("POST", "/api/room/create", Some(token), Some(body))
+}
+
+fn webhook(api: &impl Api, body: &[u8], auth: Option<String>) -> (u16, Value) {
+    call_with(
+        "POST",
+        &api.url("/api/livekit/webhook"),
+        &[("Authorization", auth)],
+        Some(body.to_vec()),
+    )
 }
 
 /// Signs a webhook body the way LiveKit does: a JWT with the body's SHA-256, no "Bearer ".
@@ -63,7 +63,7 @@ fn joined_event(id: &str, room: &str, identity: &str) -> Vec<u8> {
 
 #[test]
 fn accounts_register_login_refresh_rotation_reuse_and_logout() {
-    let api = Api::start("");
+    let api = TestApp::spawn();
     let (access, refresh, id) = api.register("ada@example.test");
     let (st, me) = api.call("GET", "/api/auth/me", Some(&access), None);
     assert_eq!((st, me["user"]["id"].as_str()), (200, Some(id.as_str())));
@@ -162,7 +162,7 @@ fn accounts_register_login_refresh_rotation_reuse_and_logout() {
 
 #[test]
 fn sign_in_attempts_are_rate_limited() {
-    let api = Api::start("auth:\n  loginAttemptsPerMinute: 3\n");
+    let api = TestApp::with_config("auth:\n  loginAttemptsPerMinute: 3\n");
     api.register("bob@example.test");
     let attempt = || {
         api.call(
@@ -192,24 +192,25 @@ fn sign_in_attempts_are_rate_limited() {
 }
 
 #[test]
-fn rooms_create_list_taken_names_and_token_grants() {
-    let api = Api::start("");
+fn rooms_create_list_and_taken_names() {
+    let api = TestApp::spawn();
     let (alice, _, alice_id) = api.register("alice@example.test");
     let (bob, _, bob_id) = api.register("bob@example.test");
-    let (st, body) = api.create_room(&alice, json!({"name": "no-video", "maxParticipants": 5, "settings": {"allowVideo": false, "allowScreenShare": false, "moderators": ["bob@example.test"]}}));
+    let (st, body) = create_room(&api, &alice, no_video());
     assert_eq!(st, 201, "{body}");
     assert_eq!(body["room"]["ownerId"], alice_id.as_str());
     assert_eq!(body["room"]["moderators"][0], bob_id.as_str());
 
-    let (st, body) = api.create_room(&bob, json!({"name": "no-video"}));
+    let (st, body) = create_room(&api, &bob, json!({"name": "no-video"}));
     assert_eq!(st, 409);
     assert!(
         body["error"].as_str().unwrap().contains("already taken"),
         "{body}"
     );
-    let (st, _) = api.create_room(&bob, json!({"name": "bad name!"}));
+    let (st, _) = create_room(&api, &bob, json!({"name": "bad name!"}));
     assert_eq!(st, 400);
-    let (st, _) = api.create_room(
+    let (st, _) = create_room(
+        &api,
         &bob,
         json!({"name": "x", "settings": {"moderators": ["ghost@example.test"]}}),
     );
@@ -226,6 +227,26 @@ fn rooms_create_list_taken_names_and_token_grants() {
     assert_eq!(st, 200);
     assert_eq!(list["rooms"][0]["name"], "no-video");
     assert_eq!(list["rooms"][0]["participants"], 0);
+    let (st, body) = api.call(
+        "POST",
+        "/api/room/join",
+        Some(&alice),
+        Some(json!({"roomName": "no-video"})),
+    );
+    assert_eq!(st, 503, "no LiveKit, no join: {body}");
+}
+
+/// A room without video or screen share, moderated by bob.
+fn no_video() -> Value {
+    json!({"name": "no-video", "maxParticipants": 5, "settings": {"allowVideo": false, "allowScreenShare": false, "moderators": ["bob@example.test"]}})
+}
+
+#[test]
+fn joins_carry_the_rooms_limits_and_roles_in_their_token_grants() {
+    let api = Real::start("");
+    let (alice, _, alice_id) = api.register("alice@example.test");
+    api.register("bob@example.test");
+    assert_eq!(create_room(&api, &alice, no_video()).0, 201);
 
     // Alice (owner) joins: a LiveKit token for her stable identity, with the room's limits.
     let (st, join) = api.call(
@@ -237,7 +258,7 @@ fn rooms_create_list_taken_names_and_token_grants() {
     assert_eq!(st, 200, "{join}");
     // No livekit.host or server.host: clients are sent to the host they reached bedrud at, where
     // bedrud proxies LiveKit's signaling under /livekit (embedded mode).
-    let api_port = api._sb.ports.api;
+    let api_port = api.sb.ports.api;
     assert_eq!(
         join["livekitHost"],
         format!("ws://127.0.0.1:{api_port}/livekit")
@@ -249,7 +270,7 @@ fn rooms_create_list_taken_names_and_token_grants() {
             ("Authorization", Some(format!("Bearer {alice}"))),
             (
                 "Host",
-                Some(format!("meet.example.test:{}", api._sb.ports.api)),
+                Some(format!("meet.example.test:{}", api.sb.ports.api)),
             ),
         ],
         Some(json!({"roomName": "no-video"}).to_string().into_bytes()),
@@ -302,21 +323,34 @@ fn rooms_create_list_taken_names_and_token_grants() {
     assert_eq!(st, 404);
 }
 
-#[test]
-fn private_rooms_and_guest_rules() {
-    let api = Api::start("");
+/// Three rooms by `owner@`: private (guests allowed), open (guests allowed), members-only.
+fn rooms_for_guests(api: &impl Api) -> (String, String) {
     let (owner, _, _) = api.register("owner@example.test");
     let (other, _, _) = api.register("other@example.test");
-    api.create_room(
-        &owner,
+    for body in [
         json!({"name": "private", "isPublic": false, "settings": {"allowGuests": true}}),
-    );
-    api.create_room(
-        &owner,
         json!({"name": "open", "settings": {"allowGuests": true}}),
-    );
-    api.create_room(&owner, json!({"name": "members-only"}));
+        json!({"name": "members-only"}),
+    ] {
+        assert_eq!(create_room(api, &owner, body).0, 201);
+    }
+    (owner, other)
+}
 
+fn guest_join(api: &impl Api, room: &str, name: &str) -> (u16, Value) {
+    api.call(
+        "POST",
+        "/api/room/guest-join",
+        None,
+        Some(json!({"roomName": room, "guestName": name})),
+    )
+}
+
+/// Refusals come before LiveKit is asked anything, so they need none.
+#[test]
+fn private_rooms_and_guest_rules_refuse_without_livekit() {
+    let api = TestApp::spawn();
+    let (_, other) = rooms_for_guests(&api);
     let (st, body) = api.call(
         "POST",
         "/api/room/join",
@@ -328,69 +362,55 @@ fn private_rooms_and_guest_rules() {
     let (st, _) = api.call("GET", "/api/room/private/participants", Some(&other), None);
     assert_eq!(st, 403);
     assert_eq!(
-        api.call(
-            "POST",
-            "/api/room/join",
-            Some(&owner),
-            Some(json!({"roomName": "private"}))
-        )
-        .0,
-        200
+        guest_join(&api, "private", "Visitor").0,
+        404,
+        "private rooms admit no guests, and anonymous callers cannot tell them from none"
     );
+    assert_eq!(
+        guest_join(&api, "members-only", "Visitor").0,
+        403,
+        "guests not allowed by the room"
+    );
+    assert_eq!(guest_join(&api, "missing", "Visitor").0, 404);
+    assert_eq!(guest_join(&api, "open", "").0, 400);
+    let (st, body) = guest_join(&api, "open", "Visitor");
+    assert_eq!(st, 503, "allowed, but there is no LiveKit: {body}");
 
-    let guest = |room: &str| {
-        api.call(
-            "POST",
-            "/api/room/guest-join",
-            None,
-            Some(json!({"roomName": room, "guestName": "Visitor"})),
-        )
-    };
-    let (st, body) = guest("open");
+    let closed = TestApp::with_config("rooms:\n  allowGuests: false\n");
+    let (o, _, _) = closed.register("o@example.test");
+    create_room(
+        &closed,
+        &o,
+        json!({"name": "open", "settings": {"allowGuests": true}}),
+    );
+    let (st, _) = guest_join(&closed, "open", "V");
+    assert_eq!(st, 403, "the server-wide switch wins");
+}
+
+#[test]
+fn private_rooms_admit_their_owner_and_open_rooms_admit_guests() {
+    let api = Real::start("");
+    let (owner, _) = rooms_for_guests(&api);
+    let (st, body) = api.call(
+        "POST",
+        "/api/room/join",
+        Some(&owner),
+        Some(json!({"roomName": "private"})),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = guest_join(&api, "open", "Visitor");
     assert_eq!(st, 200, "{body}");
     let claims = jwt_claims(body["token"].as_str().unwrap());
     assert!(claims["sub"].as_str().unwrap().starts_with("g_"));
     assert_eq!(claims["name"], "Visitor");
     assert_eq!(claims["metadata"], r#"{"role":"guest"}"#);
-    assert_eq!(
-        guest("private").0,
-        404,
-        "private rooms admit no guests, and anonymous callers cannot tell them from none"
-    );
-    assert_eq!(
-        guest("members-only").0,
-        403,
-        "guests not allowed by the room"
-    );
-    assert_eq!(guest("missing").0, 404);
-    let (st, _) = api.call(
-        "POST",
-        "/api/room/guest-join",
-        None,
-        Some(json!({"roomName": "open", "guestName": ""})),
-    );
-    assert_eq!(st, 400);
-
-    let closed = Api::start("rooms:\n  allowGuests: false\n");
-    let (o, _, _) = closed.register("o@example.test");
-    closed.create_room(
-        &o,
-        json!({"name": "open", "settings": {"allowGuests": true}}),
-    );
-    let (st, _) = closed.call(
-        "POST",
-        "/api/room/guest-join",
-        None,
-        Some(json!({"roomName": "open", "guestName": "V"})),
-    );
-    assert_eq!(st, 403, "the server-wide switch wins");
 }
 
 #[test]
 fn webhooks_forged_tampered_replayed_oversized_and_unknown() {
-    let api = Api::start("");
+    let api = TestApp::spawn();
     let (owner, _, _) = api.register("owner@example.test");
-    api.create_room(&owner, json!({"name": "standup"}));
+    create_room(&api, &owner, json!({"name": "standup"}));
     let participants = || {
         api.call("GET", "/api/room/standup/participants", Some(&owner), None)
             .1["participants"]
@@ -400,31 +420,31 @@ fn webhooks_forged_tampered_replayed_oversized_and_unknown() {
     };
 
     let body = joined_event("EV_forged", "standup", "u_mallory");
-    let (st, _) = api.webhook(
+    let (st, _) = webhook(
+        &api,
         &body,
         Some(sign(&body, "forged-secret-forged-secret-forged-secret")),
     );
     assert_eq!(st, 401);
-    let (st, _) = api.webhook(&body, None);
+    let (st, _) = webhook(&api, &body, None);
     assert_eq!(st, 401);
     let good = joined_event("EV_1", "standup", "u_dave");
     let tampered = joined_event("EV_1", "standup", "u_mallory");
-    let (st, _) = api.webhook(&tampered, Some(sign(&good, SECRET)));
+    let (st, _) = webhook(&api, &tampered, Some(sign(&good, SECRET)));
     assert_eq!(st, 401, "the body must match the signed hash");
     assert_eq!(participants(), 0, "refused webhooks changed nothing");
 
-    let (st, r) = api.webhook(&good, Some(sign(&good, SECRET)));
+    let (st, r) = webhook(&api, &good, Some(sign(&good, SECRET)));
     assert_eq!((st, r["status"].as_str()), (200, Some("applied")));
-    let (st, r) = api.webhook(&good, Some(sign(&good, SECRET)));
+    let (st, r) = webhook(&api, &good, Some(sign(&good, SECRET)));
     assert_eq!((st, r["status"].as_str()), (200, Some("duplicate")));
     assert_eq!(participants(), 1, "a replayed event is applied once");
 
     let unknown = joined_event("EV_2", "not-a-bedrud-room", "u_x");
-    assert_eq!(api.webhook(&unknown, Some(sign(&unknown, SECRET))).0, 200);
+    assert_eq!(webhook(&api, &unknown, Some(sign(&unknown, SECRET))).0, 200);
     let stranger_left = json!({"event": "participant_left", "id": "EV_3", "room": {"name": "standup"}, "participant": {"sid": "PA_nobody", "identity": "u_nobody"}}).to_string().into_bytes();
     assert_eq!(
-        api.webhook(&stranger_left, Some(sign(&stranger_left, SECRET)))
-            .0,
+        webhook(&api, &stranger_left, Some(sign(&stranger_left, SECRET))).0,
         200
     );
     assert_eq!(
@@ -437,7 +457,7 @@ fn webhooks_forged_tampered_replayed_oversized_and_unknown() {
     // "100 Continue" (which never comes) instead of pushing megabytes at a closed socket.
     let huge = vec![b' '; 2 * 1024 * 1024];
     let (st, body) = post_expecting_continue(
-        api.b.api_port,
+        api.port(),
         "/api/livekit/webhook",
         &sign(&huge, SECRET),
         huge.len(),
@@ -528,7 +548,7 @@ fn admin_status_and_cli_created_admin() {
 
 #[test]
 fn unknown_endpoints_and_methods_answer_json() {
-    let api = Api::start("");
+    let api = TestApp::spawn();
     let (st, body) = api.call("GET", "/api/nothing", None, None);
     assert_eq!(st, 404);
     assert_eq!(body["error"], "no such endpoint");
@@ -537,17 +557,14 @@ fn unknown_endpoints_and_methods_answer_json() {
 #[test]
 fn a_webhook_that_cannot_be_stored_gets_a_5xx_and_its_retry_succeeds() {
     use sqlx::Connection;
-    let api = Api::start("");
+    let api = TestApp::spawn();
     let (owner, _, _) = api.register("owner@example.test");
-    api.create_room(&owner, json!({"name": "standup"}));
+    create_room(&api, &owner, json!({"name": "standup"}));
 
     // Break the store underneath bedrud: the event table disappears for a while.
     let rt = tokio::runtime::Runtime::new().unwrap();
     sqlx::any::install_default_drivers();
-    let db = format!(
-        "sqlite://{}",
-        api._sb.path().join("data/bedrud.db").display()
-    );
+    let db = format!("sqlite://{}", api.database().display());
     let mut conn = rt.block_on(sqlx::AnyConnection::connect(&db)).unwrap();
     let rename = |conn: &mut sqlx::AnyConnection, sql: &str| {
         rt.block_on(sqlx::query(sql).execute(conn)).unwrap();
@@ -559,14 +576,14 @@ fn a_webhook_that_cannot_be_stored_gets_a_5xx_and_its_retry_succeeds() {
 
     let body = joined_event("EV_retry", "standup", "u_erin");
     let jwt = sign(&body, SECRET);
-    let (st, r) = api.webhook(&body, Some(jwt.clone()));
+    let (st, r) = webhook(&api, &body, Some(jwt.clone()));
     assert_eq!(st, 503, "LiveKit retries 5xx: {r}");
 
     rename(
         &mut conn,
         "ALTER TABLE webhook_events_away RENAME TO webhook_events",
     );
-    let (st, r) = api.webhook(&body, Some(jwt));
+    let (st, r) = webhook(&api, &body, Some(jwt));
     assert_eq!(
         (st, r["status"].as_str()),
         (200, Some("applied")),

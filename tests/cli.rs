@@ -1,4 +1,5 @@
-//! The administrator's commands: `config check`, `livekit config`, `--version`.
+//! The administrator's commands: `config check`, `livekit config`, `livekit token`,
+//! `livekit webhook-config`, `secrets init`, `--version`.
 
 mod common;
 
@@ -164,4 +165,110 @@ fn webhook_config_prints_the_block_for_livekits_yaml() {
         Some("http://meet.bedrud.test:8443/api/livekit/webhook")
     );
     assert!(!stdout.contains(SECRET), "the secret stays out of it");
+}
+
+/// Every file and folder under `dir`, with the contents of the files.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                todo.push(p.clone());
+                out.insert(p, Vec::new());
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn read_only_commands_write_nothing_and_say_what_is_missing() {
+    let sb = Sandbox::new();
+    // Embedded LiveKit with generated keys: the secrets live in the (not yet created) data folder.
+    let yaml = sb
+        .embedded_config(LIVEKIT, "")
+        .replace("  apiKey: APItest\n", "")
+        .replace(&format!("  apiSecret: {SECRET}\n"), "");
+    assert!(!yaml.contains(SECRET), "{yaml}");
+    let cfg = sb.write_config(&yaml);
+    let cfg = cfg.to_str().unwrap();
+    let token = [
+        "livekit",
+        "token",
+        "--room",
+        "r",
+        "--identity",
+        "i",
+        "--config",
+        cfg,
+    ];
+    let webhook = ["livekit", "webhook-config", "--config", cfg];
+
+    let before = snapshot(sb.path());
+    for args in [&token[..], &webhook[..]] {
+        let out = bedrud(args, &sb);
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} without keys must fail");
+        assert!(
+            stderr.contains("livekit.apiKey/apiSecret is not set")
+                && stderr.contains("bedrud secrets init"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = bedrud(&["livekit", "config", "--config", cfg], &sb);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        text(&out).0.contains("<generated at first start"),
+        "{}",
+        text(&out).0
+    );
+    let out = bedrud(&["doctor", "--config", cfg], &sb);
+    assert!(text(&out).0.contains("no database yet"), "{}", text(&out).0);
+    assert_eq!(
+        snapshot(sb.path()),
+        before,
+        "a read-only command changed the folder"
+    );
+
+    // Once the host has its secrets, the same commands read them and still write nothing.
+    assert!(bedrud(&["secrets", "init", "--config", cfg], &sb)
+        .status
+        .success());
+    let before = snapshot(sb.path());
+    assert!(sb.path().join("data/livekit-keys.yaml").is_file());
+    let out = bedrud(&token, &sb);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let claims = jwt_claims(stdout.trim());
+    assert!(
+        claims["iss"].as_str().unwrap().starts_with("API"),
+        "{claims}"
+    );
+    assert!(bedrud(&webhook, &sb).status.success());
+    assert_eq!(snapshot(sb.path()), before);
+}
+
+#[test]
+fn config_check_lists_a_type_error_with_the_other_problems() {
+    let sb = Sandbox::new();
+    let cfg = sb.write_config(
+        "server:\n  port: \"not-a-port\"\nlivekit:\n  apiKey: k\n  apiSecret: too-short-secret\n",
+    );
+    let out = bedrud(&["config", "check", "--config", cfg.to_str().unwrap()], &sb);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains("server.port: must be a whole number (found string)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("livekit.apiSecret: must be at least 32 characters (it has 16)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("too-short-secret"), "{stderr}");
 }

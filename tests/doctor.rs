@@ -270,3 +270,114 @@ fn live_meetings_without_any_webhook_are_flagged() {
     assert_eq!(w["level"], "FAIL");
     assert!(w["fix"].as_str().unwrap().contains("webhook-config"), "{w}");
 }
+
+/// The findings of one check, as (level, cause) pairs.
+fn findings_of(findings: &[Value], check: &str) -> Vec<(String, String)> {
+    find(findings, check)
+        .into_iter()
+        .map(|f| {
+            (
+                f["level"].as_str().unwrap().into(),
+                f["cause"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn with_tls_and_an_ip_host_the_turn_tls_port_is_not_checked() {
+    let sb = Sandbox::new();
+    let (cert, key) = self_signed(sb.path(), &["203.0.113.10"]);
+    // Something else holds turnTlsPort: harmless, since LiveKit gets UDP-only TURN here.
+    let _squatter = std::net::TcpListener::bind(("0.0.0.0", sb.ports.turn_tls)).unwrap();
+    let text = sb.embedded_config(LIVEKIT, "").replacen(
+        "server:\n",
+        &format!(
+            "server:\n  host: 203.0.113.10\n  enableTLS: true\n  certFile: {}\n  keyFile: {}\n",
+            cert.display(),
+            key.display()
+        ),
+        1,
+    );
+    sb.write_config(&text);
+    let (_, findings) = doctor(&sb, &[]);
+    let ports = findings_of(&findings, "LiveKit ports free");
+    assert_eq!(ports.len(), 3, "port, rtcTcpPort, turnUdpPort: {ports:?}");
+    assert!(
+        ports
+            .iter()
+            .all(|(level, cause)| level == "OK" && !cause.contains(&sb.ports.turn_tls.to_string())),
+        "{ports:?}"
+    );
+}
+
+#[test]
+fn a_static_livekit_config_has_its_ports_checked() {
+    let sb = Sandbox::new();
+    let static_cfg = sb.path().join("livekit.yaml");
+    std::fs::write(&static_cfg, livekit_yaml(&sb.ports, "APItest")).unwrap();
+    sb.write_config(&sb.embedded_config(
+        LIVEKIT,
+        &format!("  configPath: {}\n", static_cfg.display()),
+    ));
+    let _squatter = std::net::UdpSocket::bind(("0.0.0.0", sb.ports.turn_udp)).unwrap();
+    let (success, findings) = doctor(&sb, &[]);
+    assert!(!success);
+    let ports = findings_of(&findings, "LiveKit ports free");
+    assert_eq!(
+        ports.len(),
+        3,
+        "port, rtc.tcp_port, turn.udp_port: {ports:?}"
+    );
+    let failed = find(&findings, "LiveKit ports free")
+        .into_iter()
+        .find(|f| f["level"] == "FAIL")
+        .unwrap_or_else(|| panic!("the taken TURN port was not reported: {ports:?}"));
+    assert!(
+        failed["cause"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Port {} already in use", sb.ports.turn_udp)),
+        "{failed}"
+    );
+    assert!(
+        failed["fix"]
+            .as_str()
+            .unwrap()
+            .contains("turn.udp_port in the static LiveKit config"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn doctor_on_a_fresh_host_creates_nothing() {
+    let sb = Sandbox::new();
+    sb.write_config(&sb.embedded_config(LIVEKIT, ""));
+    let listing = |dir: &std::path::Path| {
+        let mut names: Vec<_> = walk(dir);
+        names.sort();
+        names
+    };
+    let before = listing(sb.path());
+    let (_, findings) = doctor(&sb, &[]);
+    let w = &find(&findings, "webhooks received")[0];
+    assert_eq!(w["level"], "OK", "{w}");
+    assert!(
+        w["cause"].as_str().unwrap().contains("no database yet"),
+        "{w}"
+    );
+    assert_eq!(listing(sb.path()), before, "doctor created something");
+    assert!(!sb.path().join("data").exists());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}

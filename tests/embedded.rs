@@ -354,3 +354,22 @@ fn embedded_mode_needs_no_system_ca_certificates() {
     let status = b.terminate();
     assert!(status.success(), "{status}; log:\n{}", b.logs());
 }
+
+#[test]
+fn a_failure_while_building_starts_no_livekit() {
+    let sb = Sandbox::new();
+    sb.write_config(&sb.embedded_config(LIVEKIT, ""));
+    // A token-signing secret bedrud refuses: found while building, before LiveKit starts.
+    std::fs::create_dir_all(sb.path().join("data")).unwrap();
+    std::fs::write(sb.path().join("data/jwt-secret"), "short").unwrap();
+    let mut b = sb.start(&[]);
+    let status = b.wait_exit();
+    assert!(!status.success());
+    let logs = b.logs();
+    assert!(
+        logs.contains("auth.jwtSecret") && logs.contains("jwt-secret"),
+        "{logs}"
+    );
+    assert!(!logs.contains("LiveKit started"), "{logs}");
+    assert!(sb.generated_files().is_empty());
+}

@@ -66,12 +66,12 @@ fn starts_with_turn_tls(version: &str) {
 }
 
 #[test]
-fn livekit_1_13_5_accepts_the_generated_config_with_turn_tls() {
+fn the_packaged_livekit_accepts_the_generated_config_with_turn_tls() {
     starts_with_turn_tls(LIVEKIT);
 }
 
 #[test]
-fn livekit_1_11_0_accepts_the_generated_config_with_turn_tls() {
+fn the_oldest_tested_livekit_accepts_the_generated_config_with_turn_tls() {
     starts_with_turn_tls(LIVEKIT_OLD);
 }
 
@@ -95,4 +95,15 @@ fn an_ip_as_server_host_falls_back_to_udp_turn_and_livekit_still_starts() {
         assert!(b.logs().contains("UDP-only TURN"));
         assert!(b.terminate().success());
     }
+}
+
+#[test]
+fn the_oldest_tested_release_is_the_one_the_tests_start() {
+    // bedrud's own idea of the oldest release it was tested with, and the pin the tests run.
+    let oldest = bedrud::livekit::config::OLDEST_TESTED.to_string();
+    assert_eq!(
+        oldest, LIVEKIT_OLD,
+        "update OLDEST_TESTED with scripts/livekit-version.sh"
+    );
+    assert_ne!(LIVEKIT, LIVEKIT_OLD);
 }

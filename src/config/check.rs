@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ports;
 use super::raw::{RawAuth, RawConfig, RawDatabase, RawLiveKit, RawRooms, RawServer};
 use super::{
     Auth, Config, Credentials, Embedded, Env, HttpLimits, LiveKit, Mode, Problem, Rooms, Server,
@@ -435,6 +436,8 @@ fn validate_embedded(raw: &RawLiveKit, env: &Env, c: &mut Checker) -> Embedded {
 }
 
 /// Two listeners on one TCP port would only fail at run time, far from the key that caused it.
+/// LiveKit's ports are the ones `ports::generated` says it opens (a static LiveKit config is
+/// the administrator's own file, not checked here).
 fn check_port_clashes(server: &Server, livekit: &LiveKit, c: &mut Checker) {
     let Mode::Embedded(e) = &livekit.mode else {
         return;
@@ -442,18 +445,13 @@ fn check_port_clashes(server: &Server, livekit: &LiveKit, c: &mut Checker) {
     if e.static_config.is_some() {
         return;
     }
+    let api = (server.port != 0).then_some(("server.port", server.port));
+    let livekit_tcp = ports::generated(server, e)
+        .into_iter()
+        .filter(|p| !p.udp)
+        .map(|p| (p.key, p.port));
     let mut tcp: BTreeMap<u16, &str> = BTreeMap::new();
-    let mut claims = vec![
-        ("livekit.port", e.port),
-        ("livekit.rtcTcpPort", e.rtc_tcp_port),
-    ];
-    if server.port != 0 {
-        claims.insert(0, ("server.port", server.port));
-    }
-    if e.turn.enabled && server.tls.is_some() {
-        claims.push(("livekit.turnTlsPort", e.turn.tls_port));
-    }
-    for (key, port) in claims {
+    for (key, port) in api.into_iter().chain(livekit_tcp) {
         if port == 0 {
             continue;
         }

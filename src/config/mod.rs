@@ -4,9 +4,11 @@
 //! - this file: where the file is found (`locate`), loading (`load`, `parse`), the errors, and the
 //!   typed [`Config`] the rest of bedrud reads;
 //! - `raw`: stage one, the file as written, with defaults (serde);
-//! - `check`: stage two, the checker that turns raw values into a `Config`, one problem per key.
+//! - `check`: stage two, the checker that turns raw values into a `Config`, one problem per key;
+//! - `ports`: settings derived from the checked config: the ports LiveKit opens.
 
 mod check;
+pub mod ports;
 mod raw;
 
 use std::fmt;
@@ -151,17 +153,11 @@ pub fn load(source: &Source, env: &Env) -> Result<Config, ConfigError> {
 /// Parses YAML text as a config from `source` (used directly by tests).
 pub fn parse(text: &str, source: &Source, env: &Env) -> Result<Config, ConfigError> {
     let development = *source == Source::Development;
-    let (raw, unknown) = parse_raw(text, development).map_err(|message| ConfigError::Syntax {
-        path: source.to_string(),
-        message,
-    })?;
-    let mut problems: Vec<Problem> = unknown
-        .into_iter()
-        .map(|key| Problem {
-            key,
-            message: "unknown key".into(),
-        })
-        .collect();
+    let (raw, mut problems) =
+        parse_raw(text, development).map_err(|message| ConfigError::Syntax {
+            path: source.to_string(),
+            message,
+        })?;
     let config = validate(raw, source, env, &mut problems);
     match problems.is_empty() {
         true => Ok(config),
@@ -295,6 +291,37 @@ pub struct Supervision {
     pub restart_delay_max: Duration,
     pub stable_after: Duration,
     pub ready_timeout: Duration,
+}
+
+/// The static LiveKit config could not be read as YAML.
+#[derive(Debug, thiserror::Error)]
+pub enum StaticConfigError {
+    #[error("cannot read the static LiveKit config {path} (livekit.configPath): {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    // The parser's message is not kept: it could quote a secret under `keys:`.
+    #[error("the static LiveKit config {path} (livekit.configPath) is not valid YAML")]
+    Yaml { path: PathBuf },
+}
+
+impl Embedded {
+    /// The static LiveKit config (`livekit.configPath`) as YAML; `None` when bedrud generates
+    /// LiveKit's config. An empty file reads as `Null`.
+    pub fn static_yaml(&self) -> Option<Result<yaml_serde::Value, StaticConfigError>> {
+        let path = self.static_config.as_ref()?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(source) => {
+                let path = path.clone();
+                return Some(Err(StaticConfigError::Read { path, source }));
+            }
+        };
+        let yaml =
+            yaml_serde::from_str(&text).map_err(|_| StaticConfigError::Yaml { path: path.clone() });
+        Some(yaml)
+    }
 }
 
 impl Config {

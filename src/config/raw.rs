@@ -1,28 +1,141 @@
 //! Stage one of loading: the file as written, deserialized with serde into `Raw*` structs that
-//! carry every default. Nothing is checked here except YAML syntax and types; keys that match no
-//! field are handed back so the checker can report them with the other problems.
+//! carry every default. Nothing is checked here except YAML syntax and types: keys that match no
+//! field and values of the wrong type are handed back as problems, so that the checker reports
+//! them together with its own.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub(super) fn parse_raw(text: &str, development: bool) -> Result<(RawConfig, Vec<String>), String> {
-    let mut unknown = Vec::new();
-    if text.trim().is_empty() {
-        return Ok((RawConfig::defaults(development), unknown));
-    }
-    let de = yaml_serde::Deserializer::from_str(text);
-    let raw: Option<RawConfig> = serde_ignored::deserialize(de, |path| {
-        // The document root is an Option, which serde_ignored writes as "?".
-        let p = path.to_string();
-        unknown.push(p.strip_prefix("?.").unwrap_or(&p).to_string());
-    })
-    .map_err(|e| e.to_string())?;
-    let mut raw = raw.unwrap_or_default();
+use super::Problem;
+
+/// The raw config and the problems found in this stage: unknown keys, and values of the wrong
+/// type (each becomes one problem and its key keeps its default, so that the checker still
+/// sees, and reports, everything else).
+pub(super) fn parse_raw(
+    text: &str,
+    development: bool,
+) -> Result<(RawConfig, Vec<Problem>), String> {
+    let mut raw = match text.trim().is_empty() {
+        true => (RawConfig::default(), Vec::new()),
+        false => deserialize_all(text)?,
+    };
     if development {
-        raw.apply_development_defaults();
+        raw.0.apply_development_defaults();
     }
-    Ok((raw, unknown))
+    Ok(raw)
+}
+
+/// A value of the wrong type: the mapping keys that lead to it, and serde's message.
+struct TypeError {
+    keys: Vec<String>,
+    message: String,
+}
+
+/// Straight from the text first (the common case, and the only one that keeps integers too
+/// large for a YAML `Value`). On a type error, again from a `Value` that loses each wrongly
+/// typed key in turn (so its default applies), until everything else deserializes.
+fn deserialize_all(text: &str) -> Result<(RawConfig, Vec<Problem>), String> {
+    match attempt(yaml_serde::Deserializer::from_str(text)) {
+        Ok(ok) => return Ok(ok),
+        Err(e) if e.keys.is_empty() => return Err(type_error(&e.message)),
+        Err(_) => {}
+    }
+    let mut doc = match yaml_serde::from_str::<yaml_serde::Value>(text) {
+        Ok(doc) => doc,
+        // A syntax error further down, which the first pass did not reach.
+        Err(e) => return Err(without_quoted_values(&e.to_string())),
+    };
+    let mut problems = Vec::new();
+    loop {
+        match attempt(doc.clone()) {
+            Ok((raw, more)) => {
+                problems.extend(more);
+                return Ok((raw, problems));
+            }
+            Err(e) if !remove(&mut doc, &e.keys) => return Err(e.message),
+            Err(e) => problems.push(e.into_problem()),
+        }
+    }
+}
+
+impl TypeError {
+    fn into_problem(self) -> Problem {
+        Problem {
+            key: self.keys.join("."),
+            message: type_error(&self.message),
+        }
+    }
+}
+
+/// One deserialization, noting unknown keys as problems and where an error happened.
+fn attempt<'de, D: Deserializer<'de>>(de: D) -> Result<(RawConfig, Vec<Problem>), TypeError> {
+    let mut unknown = Vec::new();
+    let mut note_unknown = |path: serde_ignored::Path| unknown.push(path.to_string());
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_ignored::Deserializer::new(de, &mut note_unknown);
+    match RawConfig::deserialize(serde_path_to_error::Deserializer::new(de, &mut track)) {
+        Ok(raw) => {
+            let unknown = unknown.into_iter().map(|key| Problem {
+                key,
+                message: "unknown key".into(),
+            });
+            Ok((raw, unknown.collect()))
+        }
+        Err(e) => Err(TypeError {
+            keys: track
+                .path()
+                .iter()
+                .map_while(|segment| match segment {
+                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                    _ => None,
+                })
+                .collect(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Removes the value at `keys` (a path of mapping keys); false if there is none.
+fn remove(doc: &mut yaml_serde::Value, keys: &[String]) -> bool {
+    let Some((last, parents)) = keys.split_last() else {
+        return false;
+    };
+    let parent = parents.iter().try_fold(doc, |v, k| v.get_mut(k.as_str()));
+    parent
+        .and_then(|p| p.as_mapping_mut())
+        .and_then(|m| m.remove(last.as_str()))
+        .is_some()
+}
+
+/// The parser quotes some values between backticks (an integer too large for a `Value`); it
+/// could be a secret.
+fn without_quoted_values(message: &str) -> String {
+    message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
+        .collect()
+}
+
+/// serde's "invalid type: string \"x\", expected i64" in the words of the config, without the
+/// value (it could be a secret put under the wrong key).
+fn type_error(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_string();
+    };
+    let (found, expected) = rest
+        .split_once(", expected ")
+        .unwrap_or((rest, "another type"));
+    let found = found.split(' ').next().unwrap_or(found);
+    let expected = match expected {
+        "i64" | "u64" | "i32" | "u32" | "u16" => "a whole number",
+        "a boolean" => "true or false",
+        "a sequence" => "a list",
+        e if e.starts_with("struct ") => "a mapping of keys",
+        e => e,
+    };
+    format!("must be {expected} (found {found})")
 }
 
 // Serialize is only used to list the known keys (the example-config test).
@@ -38,14 +151,6 @@ pub(super) struct RawConfig {
 }
 
 impl RawConfig {
-    pub(super) fn defaults(development: bool) -> Self {
-        let mut raw = RawConfig::default();
-        if development {
-            raw.apply_development_defaults();
-        }
-        raw
-    }
-
     /// With no config file at all: listen on loopback only and keep data in the working folder,
     /// so that a newcomer can try bedrud in one command without exposing anything.
     fn apply_development_defaults(&mut self) {

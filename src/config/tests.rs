@@ -344,3 +344,63 @@ fn leaf_keys(v: &yaml_serde::Value) -> Vec<String> {
     out.sort();
     out
 }
+
+#[test]
+fn turn_tls_port_clashes_only_when_livekit_opens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("cert.pem");
+    std::fs::write(&pem, "not checked here").unwrap();
+    let tls = |host: &str| {
+        format!(
+            "server:\n  host: {host}\n  port: 5349\n  enableTLS: true\n  certFile: {p}\n  keyFile: {p}\n",
+            p = pem.display()
+        )
+    };
+    // With an IP as server.host LiveKit gets UDP-only TURN: 5349 stays free for the API.
+    parse(&tls("203.0.113.10"), &file(), &Env::default()).unwrap_or_else(|e| panic!("{e}"));
+    let p = problems(&tls("meet.example.com"));
+    assert!(
+        has(
+            &p,
+            "livekit.turnTlsPort: TCP port 5349 is already used by server.port"
+        ),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_wrongly_typed_value_is_one_problem_among_the_others() {
+    let p = problems(
+        "server:\n  port: \"not-a-port\"\n  enableTLS: maybe\nlivekit:\n  apiKey: k\n  apiSecret: too-short-secret\n  rtcInterfaces: lo\n  colour: blue\n",
+    );
+    for expected in [
+        "server.port: must be a whole number (found string)",
+        "server.enableTLS: must be true or false (found string)",
+        "livekit.rtcInterfaces: must be a list (found string)",
+        "livekit.apiSecret: must be at least 32 characters (it has 16)",
+        "livekit.colour: unknown key",
+    ] {
+        assert!(has(&p, expected), "missing {expected:?} in {p:?}");
+    }
+    assert_eq!(p.len(), 5, "{p:?}");
+    assert!(
+        !p.iter().any(|m| m.contains("not-a-port")),
+        "values are not echoed: {p:?}"
+    );
+}
+
+#[test]
+fn a_wrongly_typed_section_or_document_is_named() {
+    let p = problems("server: 8090\nauth:\n  jwtSecret: short\n");
+    assert!(
+        has(&p, "server: must be a mapping of keys (found integer)"),
+        "{p:?}"
+    );
+    assert!(has(&p, "auth.jwtSecret: must be at least 32"), "{p:?}");
+    match parse("- a\n- b\n", &file(), &Env::default()) {
+        Err(ConfigError::Syntax { message, .. }) => {
+            assert!(message.contains("must be a mapping"), "{message}")
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::config::ports::{self, TurnTls};
 use crate::config::{Credentials, Embedded, Server};
 use crate::livekit::binary::Version;
 
@@ -159,7 +160,8 @@ pub fn supports(version: Option<Version>, key: &str) -> bool {
     }
 }
 
-/// UDP TURN always (when enabled); TURN/TLS only with a usable domain and the API's certificate.
+/// UDP TURN always (when enabled); TURN/TLS only when `config::ports::turn_tls` says so (the
+/// same rule the port checks follow).
 fn turn(e: &Embedded, server: &Server, warnings: &mut Vec<String>) -> Turn {
     let mut t = Turn {
         enabled: e.turn.enabled,
@@ -169,40 +171,20 @@ fn turn(e: &Embedded, server: &Server, warnings: &mut Vec<String>) -> Turn {
         cert_file: None,
         key_file: None,
     };
-    let (true, Some(tls)) = (e.turn.enabled, server.tls.as_ref()) else {
-        return t;
-    };
-    match turn_domain(&server.host) {
-        Ok(domain) => {
+    match ports::turn_tls(server, e) {
+        TurnTls::Off => {}
+        TurnTls::On { domain, files } => {
             t.domain = Some(domain);
             t.tls_port = Some(e.turn.tls_port);
-            t.cert_file = Some(tls.cert_file.display().to_string());
-            t.key_file = Some(tls.key_file.display().to_string());
+            t.cert_file = Some(files.cert_file.display().to_string());
+            t.key_file = Some(files.key_file.display().to_string());
         }
-        Err(why) => warnings.push(format!(
+        TurnTls::NoDomain(why) => warnings.push(format!(
             "TURN/TLS disabled, UDP-only TURN on port {}: {why}; set server.host to this host's DNS name to enable it",
             e.turn.udp_port
         )),
     }
     t
-}
-
-/// A TURN/TLS domain must be a DNS name with a dot that the certificate can match: not an IP,
-/// not `localhost`, not empty. (LiveKit itself only checks the dot, and would accept an IP.)
-pub fn turn_domain(host: &str) -> Result<String, String> {
-    let h = host.trim().trim_end_matches('.');
-    if h.is_empty() {
-        return Err("server.host is empty".into());
-    }
-    if h.parse::<IpAddr>().is_ok() {
-        return Err(format!("server.host {h} is an IP address, not a DNS name"));
-    }
-    let label_ok =
-        |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !h.contains('.') || !h.split('.').all(label_ok) {
-        return Err(format!("server.host {h} is not a fully qualified DNS name"));
-    }
-    Ok(h.to_string())
 }
 
 impl LiveKitYaml {

@@ -1,4 +1,4 @@
-//! Prepares embedded mode before anything runs: binary, version, node IP, keys and LiveKit YAML.
+//! Prepares embedded mode before anything runs: binary, version, node IP, ports and LiveKit YAML.
 //! Shared by `bedrud serve` and `bedrud livekit config`, so both show the same thing.
 
 use std::net::IpAddr;
@@ -6,13 +6,14 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::config::ports;
 use crate::config::{Config, Credentials, Embedded};
 use crate::host::node_ip::{self, NodeIp};
 use crate::keys;
 use crate::livekit::binary::{self as livekit_binary, Version};
 use crate::livekit::config::{self as livekit_config, Generated, Inputs};
 use crate::livekit::status;
-use crate::supervisor::{ConfigSource, Plan, PortClaim};
+use crate::supervisor::{ConfigSource, Plan};
 
 /// What `serve` needs to start supervising LiveKit.
 pub struct Prepared {
@@ -32,31 +33,30 @@ pub async fn prepare(
 ) -> anyhow::Result<Prepared> {
     let binary = livekit_binary::locate(e.binary_path.as_deref())?;
     let version = probe(&binary).await;
-    let (source, node_ip, warnings, port) = match &e.static_config {
+    let (source, node_ip, warnings, ports) = match &e.static_config {
         Some(path) => {
-            let port = static_port(path).unwrap_or(7880);
-            (ConfigSource::Static(path.clone()), None, Vec::new(), port)
+            // An unreadable file is LiveKit's to report; its ports are then LiveKit's defaults.
+            let doc = e.static_yaml().and_then(Result::ok).unwrap_or_default();
+            let ports = ports::from_static(&doc);
+            (ConfigSource::Static(path.clone()), None, Vec::new(), ports)
         }
         None => {
-            let node = resolve_node_ip(config, e);
+            // Resolving server.host is blocking DNS: off the async runtime.
+            let (c, emb) = (config.clone(), e.clone());
+            let node = tokio::task::spawn_blocking(move || resolve_node_ip(&c, &emb))
+                .await
+                .context("node_ip resolution")?;
             let generated = generate(config, e, credentials, &node, api_port, version);
             let yaml = generated.yaml.render(true);
             (
                 ConfigSource::Generated(yaml),
                 Some(node),
                 generated.warnings,
-                e.port,
+                ports::generated(&config.server, e),
             )
         }
     };
-    let ports = match source {
-        ConfigSource::Generated(_) => port_claims(config, e),
-        ConfigSource::Static(_) => vec![PortClaim {
-            port,
-            udp: false,
-            key: "port (in the static LiveKit config)",
-        }],
-    };
+    let port = ports::http_port(&ports);
     Ok(Prepared {
         plan: Plan {
             binary,
@@ -80,50 +80,6 @@ async fn probe(binary: &Path) -> Option<Version> {
             tracing::warn!("{e}; writing only the config keys every LiveKit release accepts");
             None
         }
-    }
-}
-
-/// The API key pair bedrud uses with LiveKit: the configured one; else, with a static LiveKit
-/// config, the single key in that file; else the one generated for this host.
-pub fn credentials(config: &Config) -> anyhow::Result<Credentials> {
-    if let Some(c) = &config.livekit.credentials {
-        return Ok(c.clone());
-    }
-    if let Some(path) = config.embedded().and_then(|e| e.static_config.as_ref()) {
-        return static_credentials(path);
-    }
-    let dir = &config.server.data_dir;
-    let (c, created) = keys::load_or_generate(dir).context("embedded LiveKit needs an API key")?;
-    if created {
-        tracing::info!(
-            file = %keys::path(dir).display(),
-            "generated an API key and secret for embedded LiveKit"
-        );
-    }
-    Ok(c)
-}
-
-fn static_credentials(path: &Path) -> anyhow::Result<Credentials> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let doc: yaml_serde::Value = yaml_serde::from_str(&text).unwrap_or(yaml_serde::Value::Null);
-    let keys: Vec<(String, String)> = match doc.get("keys") {
-        Some(yaml_serde::Value::Mapping(m)) => m
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
-            .collect(),
-        _ => Vec::new(),
-    };
-    match keys.as_slice() {
-        [(key, secret)] => Ok(Credentials {
-            api_key: key.clone(),
-            api_secret: crate::secret::Secret::new(secret.clone()),
-        }),
-        _ => anyhow::bail!(
-            "livekit.apiKey / livekit.apiSecret: set them to one of the keys of {} (it has {} keys, bedrud can only guess with exactly one)",
-            path.display(),
-            keys.len()
-        ),
     }
 }
 
@@ -183,45 +139,6 @@ pub fn webhook_url(config: &Config, e: &Embedded, api_port: u16) -> String {
     }
 }
 
-fn port_claims(config: &Config, e: &Embedded) -> Vec<PortClaim> {
-    let mut claims = vec![
-        PortClaim {
-            port: e.port,
-            udp: false,
-            key: "livekit.port",
-        },
-        PortClaim {
-            port: e.rtc_tcp_port,
-            udp: false,
-            key: "livekit.rtcTcpPort",
-        },
-    ];
-    if e.turn.enabled {
-        claims.push(PortClaim {
-            port: e.turn.udp_port,
-            udp: true,
-            key: "livekit.turnUdpPort",
-        });
-        if config.server.tls.is_some() && livekit_config::turn_domain(&config.server.host).is_ok() {
-            claims.push(PortClaim {
-                port: e.turn.tls_port,
-                udp: false,
-                key: "livekit.turnTlsPort",
-            });
-        }
-    }
-    claims
-}
-
-/// The HTTP port a static LiveKit config asks for (LiveKit's default is 7880).
-pub fn static_port(path: &Path) -> Option<u16> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let doc: yaml_serde::Value = yaml_serde::from_str(&text).ok()?;
-    doc.get("port")?
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-}
-
 /// The static file as it is, with the values under `keys:` masked unless `show_secrets`.
 pub fn render_static(path: &Path, show_secrets: bool) -> anyhow::Result<String> {
     let text =
@@ -229,8 +146,9 @@ pub fn render_static(path: &Path, show_secrets: bool) -> anyhow::Result<String> 
     if show_secrets {
         return Ok(text);
     }
+    // The parser's message is not shown: it could quote a secret under keys:.
     let mut doc: yaml_serde::Value = yaml_serde::from_str(&text)
-        .with_context(|| format!("{} is not valid YAML", path.display()))?;
+        .map_err(|_| anyhow::anyhow!("{} is not valid YAML", path.display()))?;
     if let Some(yaml_serde::Value::Mapping(keys)) = doc.get_mut("keys") {
         for (_, v) in keys.iter_mut() {
             *v = yaml_serde::Value::String("********".into());

@@ -5,7 +5,7 @@ mod presence;
 mod rooms;
 mod users;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -40,9 +40,14 @@ pub struct Store {
     kind: Kind,
 }
 
+/// `<dataDir>/bedrud.db`, the default database file.
+pub fn default_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("bedrud.db")
+}
+
 /// `sqlite://<dataDir>/bedrud.db`, the default database.
 pub fn default_url(data_dir: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("bedrud.db").display())
+    format!("sqlite://{}?mode=rwc", default_path(data_dir).display())
 }
 
 /// Creates the data folder (0700) and the database file (0600) if they are missing, and
@@ -56,6 +61,24 @@ pub fn prepare_default(data_dir: &Path) -> std::io::Result<String> {
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Store> {
+        let store = Store::open(url, false).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without creating or changing anything (`bedrud doctor`): SQLite in `mode=ro`,
+    /// no migrations.
+    pub async fn connect_read_only(url: &str) -> Result<Store> {
+        match url.strip_prefix("sqlite:") {
+            Some(rest) => {
+                let path = rest.split('?').next().unwrap_or(rest);
+                Store::open(&format!("sqlite:{path}?mode=ro"), true).await
+            }
+            None => Store::open(url, true).await,
+        }
+    }
+
+    async fn open(url: &str, read_only: bool) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let kind = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Kind::Postgres
@@ -68,7 +91,10 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if kind == Kind::Sqlite {
+                    if kind == Kind::Sqlite && read_only {
+                        // Setting the journal mode writes; a reader only waits for writers.
+                        conn.execute("PRAGMA busy_timeout = 5000;").await?;
+                    } else if kind == Kind::Sqlite {
                         conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
                             .await?;
                     }
@@ -77,9 +103,7 @@ impl Store {
             })
             .connect(url)
             .await?;
-        let store = Store { pool, kind };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Store { pool, kind })
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use backoff::Backoff;
 use child::{Process, Spawner};
 
+pub use crate::config::ports::PortClaim;
 use crate::config::Supervision;
 use crate::livekit::config::ConfigFile;
 use crate::livekit::status::{LiveKitStatus, State};
@@ -34,15 +35,6 @@ pub enum ConfigSource {
     Static(PathBuf),
 }
 
-/// A port LiveKit will listen on, checked before each start so the error can name it.
-#[derive(Debug, Clone)]
-pub struct PortClaim {
-    pub port: u16,
-    pub udp: bool,
-    /// The config key that sets it.
-    pub key: &'static str,
-}
-
 /// Everything the supervisor needs, prepared in advance.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -50,6 +42,7 @@ pub struct Plan {
     pub config: ConfigSource,
     /// LiveKit's health endpoint (`GET /`).
     pub probe_url: String,
+    /// The ports LiveKit will listen on, checked before each start so the error can name them.
     pub ports: Vec<PortClaim>,
     pub timings: Supervision,
     pub temp_dir: PathBuf,
@@ -287,8 +280,10 @@ pub fn check_ports(claims: &[PortClaim]) -> Result<(), String> {
                 format!("cannot be bound: {e}")
             };
             return Err(format!(
-                "port {} ({proto}, {}) {what}; stop that process or change {} in config.yaml",
-                c.port, c.key, c.key
+                "port {} ({proto}, {}) {what}; stop that process or change {}",
+                c.port,
+                c.key,
+                c.setting()
             ));
         }
     }
@@ -335,11 +330,13 @@ mod tests {
             port,
             udp: false,
             key: "livekit.port",
+            file: crate::config::ports::SetIn::Bedrud,
         }];
         let e = check_ports(&claims).unwrap_err();
         assert!(
             e.starts_with(&format!(
-                "port {port} (tcp, livekit.port) is already in use"
+                "port {port} (tcp, livekit.port) is already in use by another process; \
+                 stop that process or change livekit.port in config.yaml"
             )),
             "{e}"
         );

@@ -1,6 +1,12 @@
 //! Shared test harness: runs the real `bedrud` binary against the real livekit-server, each test
 //! in its own temp folder with its own ports, and gives the tests ways to look at what happened.
+//! API tests that never reach LiveKit run bedrud in-process instead ([`TestApp`], in `in_process`).
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+mod in_process;
+
+#[allow(unused_imports)] // only the API test binaries use it
+pub use in_process::TestApp;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -38,8 +44,47 @@ pub fn livekit_bin(version: &str) -> PathBuf {
     p
 }
 
-pub const LIVEKIT: &str = "1.13.5";
-pub const LIVEKIT_OLD: &str = "1.11.0";
+/// The livekit-server the packages carry (`LIVEKIT_VERSION` in scripts/livekit-version.sh, the
+/// one place the pins live).
+pub const LIVEKIT: &str = pin("LIVEKIT_VERSION");
+/// The older release the tests also start (`LIVEKIT_OLD_VERSION`).
+pub const LIVEKIT_OLD: &str = pin("LIVEKIT_OLD_VERSION");
+
+/// The value of `NAME=` at the start of a line of scripts/livekit-version.sh, read at compile time.
+const fn pin(name: &str) -> &'static str {
+    let script = include_str!("../../scripts/livekit-version.sh").as_bytes();
+    let name = name.as_bytes();
+    let mut at = 0;
+    while at + name.len() < script.len() {
+        let line_start = at == 0 || script[at - 1] == b'\n';
+        if line_start && script[at + name.len()] == b'=' && same(script, at, name) {
+            let start = at + name.len() + 1;
+            let mut end = start;
+            while end < script.len() && script[end] != b'\n' {
+                end += 1;
+            }
+            let (line, _) = script.split_at(end);
+            let (_, value) = line.split_at(start);
+            match std::str::from_utf8(value) {
+                Ok(v) => return v,
+                Err(_) => panic!("scripts/livekit-version.sh is not UTF-8"),
+            }
+        }
+        at += 1;
+    }
+    panic!("scripts/livekit-version.sh does not set this version")
+}
+
+const fn same(haystack: &[u8], at: usize, needle: &[u8]) -> bool {
+    let mut i = 0;
+    while i < needle.len() {
+        if haystack[at + i] != needle[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// Ports that no other test in this process has been given and that are free right now.
 pub fn free_port(udp: bool) -> u16 {
@@ -384,8 +429,25 @@ impl Bedrud {
         }
     }
 
+    /// SIGTERM, as `systemctl stop` sends, then waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit()
+    }
+}
+
+impl Api for Bedrud {
+    fn url(&self, path: &str) -> String {
+        Bedrud::url(self, path)
+    }
+}
+
+/// The JSON API of a running bedrud — a real process ([`Bedrud`]) or in-process ([`TestApp`]).
+pub trait Api {
+    fn url(&self, path: &str) -> String;
+
     /// A JSON API call on this bedrud: (status, body).
-    pub fn call(
+    fn call(
         &self,
         method: &str,
         path: &str,
@@ -396,7 +458,7 @@ impl Bedrud {
     }
 
     /// Registers an account for `email`; returns (access token, refresh token, user id).
-    pub fn register(&self, email: &str) -> (String, String, String) {
+    fn register(&self, email: &str) -> (String, String, String) {
         let name = email.split('@').next().unwrap();
         let body =
             serde_json::json!({"email": email, "password": "correct horse battery", "name": name});
@@ -408,12 +470,6 @@ impl Bedrud {
             field("refreshToken"),
             r["user"]["id"].as_str().unwrap().to_string(),
         )
-    }
-
-    /// SIGTERM, as `systemctl stop` sends, then waits for the exit.
-    pub fn terminate(&mut self) -> ExitStatus {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
-        self.wait_exit()
     }
 }
 
