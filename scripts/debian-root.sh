@@ -1,29 +1,59 @@
 #!/usr/bin/env bash
-# Makes the clean Debian root the package tests install into: .tools/debian-root (git-ignored),
-# a debootstrap "minbase" of this host's Debian release plus what the package depends on and
-# recommends (systemd, ca-certificates) and man-db (so that the test can open `man bedrud`). Downloading happens here, in
-# set-up: the tests copy this root and run offline. A no-op when the root exists.
+# Makes the clean Debian roots the package tests install into (git-ignored, under .tools/), each a
+# debootstrap "minbase" of this host's Debian release:
+#   .tools/debian-root      plus what the package depends on and recommends (systemd,
+#                           ca-certificates) and man-db (so that the test can open `man bedrud`).
+#                           The chroot tests copy it; the booted tests boot a copy with systemd-nspawn.
+#   .tools/debian-root-rpm  the same plus Debian's rpm, for the booted .rpm test: rpm runs inside the
+#                           booted container, so that the scriptlets talk to its running systemd.
+# Downloading happens here, in set-up: the tests copy these roots and run offline. A no-op for a
+# root that exists.
 # Usage: scripts/debian-root.sh            (root; needs debootstrap)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-target="$PWD/.tools/debian-root"
-[ -x "$target/usr/bin/systemd-sysusers" ] && [ -x "$target/usr/bin/man" ] &&
-  [ -f "$target/etc/ssl/certs/ca-certificates.crt" ] && exit 0
 
-command -v debootstrap >/dev/null || { echo "debian-root: needs debootstrap: apt-get install debootstrap" >&2; exit 1; }
-# shellcheck source=/dev/null
-suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-mirror=${mirror:-http://deb.debian.org/debian}
-
-echo "debian-root: debootstrap $suite from $mirror into .tools/debian-root" >&2
-tmp="$target.tmp"
-rm -rf "$tmp"
-debootstrap --variant=minbase --include=systemd,ca-certificates,man-db "$suite" "$tmp" "$mirror" >"$PWD/.tools/debootstrap.log" 2>&1 || {
-  echo "debian-root: debootstrap failed; see .tools/debootstrap.log" >&2
-  exit 1
+tmp=""
+# debootstrap mounts /proc (and /sys, devpts) inside the root it builds. An interrupted run would
+# leave them mounted in the checkout, and a plain rm -rf would walk into the host's /proc: unmount
+# whatever is mounted under the temp root, deepest first, and never cross into another file system.
+cleanup() {
+  [ -n "$tmp" ] && [ -e "$tmp" ] || return 0
+  awk -v t="$tmp" '$2 == t || index($2, t "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
+    while read -r m; do umount -l "$m" || true; done
+  rm -rf --one-file-system "$tmp"
 }
-# Nothing of the download cache is needed afterwards.
-rm -rf "$tmp"/var/cache/apt/archives/*.deb
-rm -rf "$target"
-mv "$tmp" "$target"
+trap cleanup EXIT
+
+# make_root NAME PACKAGES FILE...: debootstrap .tools/NAME with PACKAGES, unless every FILE (the
+# proof that a previous run finished) is there.
+make_root() {
+  local name=$1 include=$2 target f
+  shift 2
+  target="$PWD/.tools/$name"
+  for f in "$@"; do [ -e "$target/$f" ] || break; done
+  [ -e "$target/$f" ] && return 0
+
+  command -v debootstrap >/dev/null || { echo "debian-root: needs debootstrap: apt-get install debootstrap" >&2; exit 1; }
+  local suite mirror log
+  # shellcheck source=/dev/null
+  suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  log="$PWD/.tools/debootstrap${name#debian-root}.log"
+  echo "debian-root: debootstrap $suite from $mirror into .tools/$name" >&2
+  tmp="$target.tmp"
+  cleanup
+  debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >"$log" 2>&1 || {
+    echo "debian-root: debootstrap failed; see ${log#"$PWD/"}" >&2
+    exit 1
+  }
+  # Nothing of the download cache is needed afterwards.
+  rm -rf "$tmp"/var/cache/apt/archives/*.deb
+  rm -rf --one-file-system "$target"
+  mv "$tmp" "$target"
+}
+
+make_root debian-root systemd,ca-certificates,man-db \
+  usr/bin/systemd-sysusers usr/bin/man etc/ssl/certs/ca-certificates.crt
+make_root debian-root-rpm systemd,ca-certificates,rpm \
+  usr/bin/systemd-sysusers usr/bin/rpm etc/ssl/certs/ca-certificates.crt

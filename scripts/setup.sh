@@ -2,8 +2,9 @@
 # Installs everything bedrud's development and tests need on a fresh Debian machine; safe to re-run.
 #   system packages (as root, via apt-get): systemd (systemd-analyze), util-linux and iproute2
 #   (private network namespaces), socat (a TLS terminator in front of LiveKit), python3-venv,
-#   redis-server (the LiveKit cluster test), debootstrap, lintian, rpm and rpmlint (the package
-#   tests), chromium (the web app's browser tests), nodejs and npm (to build the web app)
+#   redis-server (the LiveKit cluster test), debootstrap, systemd-container (systemd-nspawn, to
+#   boot the Debian root), lintian, rpm and rpmlint (the package tests), chromium (the web app's
+#   browser tests), nodejs and npm (to build the web app)
 #   the web app (web/, npm ci from its lock file, then built into web/dist: scripts/build-web.sh)
 #   livekit-server at the pinned versions, built from its Go module (scripts/install-livekit.sh)
 #   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
@@ -20,6 +21,7 @@ command -v socat >/dev/null || need_packages+=(socat)
 command -v redis-server >/dev/null || need_packages+=(redis-server)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_packages+=(python3-venv)
 command -v debootstrap >/dev/null || need_packages+=(debootstrap)
+command -v systemd-nspawn >/dev/null || need_packages+=(systemd-container)
 command -v lintian >/dev/null || need_packages+=(lintian)
 command -v rpm >/dev/null || need_packages+=(rpm)
 command -v rpmlint >/dev/null || need_packages+=(rpmlint)

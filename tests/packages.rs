@@ -1,8 +1,12 @@
 //! The packages, installed for real: the .deb into a clean Debian root made by debootstrap
 //! (install, run, upgrade, remove, purge), the .rpm into an RPM root, and lintian and rpmlint on
-//! both. Needs root, the built packages and a private network namespace: scripts/test.sh builds
-//! them (scripts/package.sh) and runs this through scripts/netns-run.sh.
+//! both; and both under a real systemd booted by systemd-nspawn (packages/booted.rs). Needs root,
+//! the built packages and a private network namespace: scripts/test.sh builds them
+//! (scripts/package.sh) and runs this through scripts/netns-run.sh.
 
+// The booted-systemd tests, in their own file (tests/packages/ is not a test target of its own).
+#[path = "packages/booted.rs"]
+mod booted;
 mod common;
 
 use std::collections::BTreeSet;
@@ -53,6 +57,22 @@ fn run_ok(cmd: &mut Command) -> String {
     text(&out)
 }
 
+/// A throwaway copy of the clean Debian root `.tools/NAME` (scripts/debian-root.sh), which
+/// must have `proof`: (its folder, the root).
+fn copy_clean_root(name: &str, proof: &str) -> (tempfile::TempDir, PathBuf) {
+    let clean = repo_root().join(".tools").join(name);
+    assert!(
+        clean.join(proof).is_file(),
+        "no clean Debian root at {}. Make it with: scripts/debian-root.sh (needs debootstrap \
+         and the Debian mirror; scripts/setup.sh does)",
+        clean.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    run_ok(Command::new("cp").arg("-a").arg(&clean).arg(&root));
+    (dir, root)
+}
+
 /// A throwaway copy of the clean Debian root (scripts/debian-root.sh), with /proc and /dev/pts
 /// mounted while it exists. Commands run in it with chroot, in a clean environment.
 struct DebianRoot {
@@ -67,16 +87,7 @@ impl DebianRoot {
             nix::unistd::geteuid().is_root(),
             "the package tests install packages into a chroot and must run as root"
         );
-        let clean = repo_root().join(".tools/debian-root");
-        assert!(
-            clean.join("usr/bin/systemd-sysusers").is_file(),
-            "no clean Debian root at {}. Make it with: scripts/debian-root.sh (needs debootstrap \
-             and the Debian mirror; scripts/setup.sh does)",
-            clean.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        run_ok(Command::new("cp").arg("-a").arg(&clean).arg(&root));
+        let (dir, root) = copy_clean_root("debian-root", "usr/bin/systemd-sysusers");
         let mut r = DebianRoot {
             root,
             mounts: Vec::new(),
@@ -295,7 +306,11 @@ fn run_the_service_until_ready(r: &DebianRoot, svc: &ServiceEnv) {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let livekit = livekit_processes_mentioning("/usr/lib/bedrud/livekit-server");
+    // Only those of this root: the booted tests run the same LiveKit in their containers.
+    let livekit: Vec<u32> = livekit_processes_mentioning("/usr/lib/bedrud/livekit-server")
+        .into_iter()
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/root")).ok() == Some(r.root.clone()))
+        .collect();
     assert_eq!(
         livekit.len(),
         1,

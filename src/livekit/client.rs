@@ -155,7 +155,7 @@ impl LiveKitClient {
                 identity: p.identity,
                 sid: p.sid,
                 name: p.name,
-                joined_at: p.joined_at * 1000,
+                joined_at: p.joined_at.saturating_mul(1000),
             })
             .collect())
     }

@@ -105,7 +105,8 @@ fn participant(v: &Value) -> Option<LiveParticipant> {
         identity,
         sid: text(p, "sid"),
         name: text(p, "name"),
-        joined_at: int(p, "joinedAt").map_or_else(crate::store::now_ms, |s| s * 1000),
+        // Seconds to milliseconds; a signed but absurd value must not overflow (found by fuzzing).
+        joined_at: int(p, "joinedAt").map_or_else(crate::store::now_ms, |s| s.saturating_mul(1000)),
     })
 }
 
@@ -141,6 +142,19 @@ fn int(v: &Value, key: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absurd_join_time_does_not_overflow() {
+        let body = br#"{"event":"participant_joined","id":"EV_1","room":{"name":"r"},
+            "participant":{"identity":"u_1","sid":"PA_1","joinedAt":"9223372036854775807"}}"#;
+        let e = parse(body).unwrap();
+        match e.change {
+            PresenceChange::Joined { participant, .. } => {
+                assert_eq!(participant.joined_at, i64::MAX)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     use livekit_api::access_token::AccessToken;
 
     const KEY: &str = "APIk";
