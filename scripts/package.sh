@@ -34,6 +34,8 @@ install_tool() { # crate version
 
 out="$root/target/package"
 build_payload() {
+  # The web app is embedded into the binary (build.rs).
+  "$root/scripts/build-web.sh"
   cargo build --release --locked
   strip target/release/bedrud
   mkdir -p "$out/man" "$out/completions"

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+scripts/build-web.sh
 # shellcheck source=livekit-version.sh
 . scripts/livekit-version.sh
 scripts/install-livekit.sh "$LIVEKIT_VERSION"

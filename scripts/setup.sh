@@ -3,7 +3,9 @@
 #   system packages (as root, via apt-get): systemd (systemd-analyze), util-linux and iproute2
 #   (private network namespaces), socat (a TLS terminator in front of LiveKit), python3-venv,
 #   redis-server (the LiveKit cluster test), debootstrap, systemd-container (systemd-nspawn, to
-#   boot the Debian root), lintian, rpm and rpmlint (the package tests)
+#   boot the Debian root), lintian, rpm and rpmlint (the package tests), chromium (the web app's
+#   browser tests), nodejs and npm (to build the web app)
+#   the web app (web/, npm ci from its lock file, then built into web/dist: scripts/build-web.sh)
 #   livekit-server at the pinned versions, built from its Go module (scripts/install-livekit.sh)
 #   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
 #   the Python livekit SDK in .tools/venv for real test participants (scripts/install-python.sh)
@@ -25,6 +27,9 @@ command -v rpm >/dev/null || need_packages+=(rpm)
 command -v rpmlint >/dev/null || need_packages+=(rpmlint)
 command -v dpkg-shlibdeps >/dev/null || need_packages+=(dpkg-dev)
 command -v strip >/dev/null || need_packages+=(binutils)
+[ -x /usr/lib/chromium/chromium ] || need_packages+=(chromium)
+command -v node >/dev/null || need_packages+=(nodejs)
+command -v npm >/dev/null || need_packages+=(npm)
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -38,6 +43,7 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
   fi
 fi
 
+scripts/build-web.sh
 scripts/install-livekit.sh
 scripts/postgres.sh start >/dev/null
 scripts/install-python.sh

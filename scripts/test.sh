@@ -11,6 +11,7 @@ trap 'scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
 BEDRUD_TEST_POSTGRES=$(scripts/postgres.sh url)
 export BEDRUD_TEST_POSTGRES
 cargo fmt --all -- --check
+scripts/build-web.sh --lint
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --lib --bins --tests --locked "$@"
 # The packages, built as a release would build them (and a newer build for the upgrade test).
@@ -18,6 +19,6 @@ for kind in deb rpm; do
   scripts/package.sh "$kind" >/dev/null
   scripts/package.sh "$kind" --revision 2 >/dev/null
 done
-# Meetings with real WebRTC participants, and the packages installed into clean roots, inside a
-# private network namespace (see netns-run.sh).
-scripts/netns-run.sh cargo test --offline --locked --test meeting --test cluster --test packages "$@"
+# Meetings with real WebRTC participants (the Python SDK, and Chromium driving the web app), and
+# the packages installed into clean roots, inside a private network namespace (see netns-run.sh).
+scripts/netns-run.sh cargo test --offline --locked --test meeting --test cluster --test web --test packages "$@"

@@ -116,7 +116,7 @@ impl Application {
             &config,
             &store,
             status.clone(),
-            livekit_port,
+            (port, livekit_port),
             credentials,
             &jwt_secret,
         );
@@ -276,7 +276,7 @@ fn state(
     c: &Config,
     store: &Store,
     status: watch::Receiver<LiveKitStatus>,
-    livekit_port: u16,
+    (api_port, livekit_port): (u16, u16),
     creds: Credentials,
     jwt_secret: &Secret,
 ) -> AppState {
@@ -285,11 +285,23 @@ fn state(
         .internal_host
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:{livekit_port}"));
-    let public = crate::livekit::client_url::ClientUrl::new(
-        c.livekit.host.as_deref(),
-        &c.server.host,
-        livekit_port,
-    );
+    // Embedded: the browser reaches LiveKit's signaling through bedrud's own listener.
+    let embedded = matches!(c.livekit.mode, Mode::Embedded(_));
+    let public = if embedded {
+        crate::livekit::client_url::ClientUrl::proxied(
+            c.livekit.host.as_deref(),
+            &c.server.host,
+            api_port,
+            c.server.tls.is_some(),
+        )
+    } else {
+        crate::livekit::client_url::ClientUrl::new(
+            c.livekit.host.as_deref(),
+            &c.server.host,
+            livekit_port,
+        )
+    };
+    let livekit_proxy = embedded.then(|| format!("127.0.0.1:{livekit_port}"));
     let livekit = LiveKitClient::new(&internal, &creds);
     let directory = Arc::new(RoomDirectory::new(
         store.clone(),
@@ -308,6 +320,7 @@ fn state(
         webhook_verifier: TokenVerifier::with_api_key(&creds.api_key, creds.api_secret.expose()),
         credentials: creds,
         livekit_url: public,
+        livekit_proxy,
         rooms: c.rooms.clone(),
         allow_registration: c.auth.allow_registration,
         metrics: Arc::new(Metrics::default()),

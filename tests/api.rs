@@ -256,9 +256,13 @@ fn joins_carry_the_rooms_limits_and_roles_in_their_token_grants() {
         Some(json!({"roomName": "no-video"})),
     );
     assert_eq!(st, 200, "{join}");
-    // No livekit.host or server.host: clients are sent to the host they reached bedrud at.
-    let lk_port = api.sb.ports.livekit;
-    assert_eq!(join["livekitHost"], format!("ws://127.0.0.1:{lk_port}"));
+    // No livekit.host or server.host: clients are sent to the host they reached bedrud at, where
+    // bedrud proxies LiveKit's signaling under /livekit (embedded mode).
+    let api_port = api.sb.ports.api;
+    assert_eq!(
+        join["livekitHost"],
+        format!("ws://127.0.0.1:{api_port}/livekit")
+    );
     let (st, via_name) = call_with(
         "POST",
         &api.url("/api/room/join"),
@@ -274,7 +278,7 @@ fn joins_carry_the_rooms_limits_and_roles_in_their_token_grants() {
     assert_eq!(st, 200, "{via_name}");
     assert_eq!(
         via_name["livekitHost"],
-        format!("ws://meet.example.test:{lk_port}")
+        format!("ws://meet.example.test:{api_port}/livekit")
     );
     let claims = jwt_claims(join["token"].as_str().unwrap());
     assert_eq!(claims["sub"], format!("u_{alice_id}"));

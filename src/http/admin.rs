@@ -1,4 +1,5 @@
-//! For administrators and their tools: LiveKit status with active rooms, and `/metrics`.
+//! For administrators and their tools: LiveKit status with active rooms, accounts (making and
+//! removing administrators), and `/metrics`.
 
 use axum::extract::State;
 use axum::http::header;
@@ -6,7 +7,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{ApiResult, AppState, SignedIn};
+use super::{ApiError, ApiResult, AppState, JsonBody, PathParams, SignedIn};
+use crate::store::Role;
 
 /// `GET /api/admin/livekit`: what the dashboard shows about LiveKit.
 pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
@@ -63,4 +65,44 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         )],
         s.metrics.render(),
     )
+}
+
+/// `GET /api/admin/users`: every account, for the admin page.
+pub async fn users(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
+    who.require_admin(&s).await?;
+    Ok(Json(json!({ "users": s.store.list_users().await? })))
+}
+
+#[derive(serde::Deserialize)]
+pub struct AdminFlag {
+    admin: bool,
+}
+
+/// `PUT /api/admin/users/{id}/admin` with `{"admin": bool}`: makes or removes an administrator.
+/// Removal takes effect at once (admin rights are checked against the store); a new admin's
+/// rights come with that account's next access token (at its next refresh). The last
+/// administrator cannot be removed: nobody could then give the role back from the web.
+pub async fn set_admin(
+    State(s): State<AppState>,
+    who: SignedIn,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<AdminFlag>,
+) -> ApiResult<Json<Value>> {
+    who.require_admin(&s).await?;
+    let Some(user) = s.store.user_by_id(&id).await? else {
+        return Err(ApiError::NotFound("no such account".into()));
+    };
+    let role = if body.admin { Role::Admin } else { Role::User };
+    if user.role == Role::Admin && role == Role::User && s.store.admin_count().await? <= 1 {
+        return Err(ApiError::Conflict(
+            "this is the last administrator; make another one first".into(),
+        ));
+    }
+    s.store.set_role(&id, role).await?;
+    let user = s
+        .store
+        .user_by_id(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such account".into()))?;
+    Ok(Json(json!({ "user": user })))
 }

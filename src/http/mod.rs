@@ -4,10 +4,13 @@
 mod accounts;
 pub use accounts::validate_account;
 mod admin;
+mod bans;
 mod health;
+mod livekit_proxy;
 mod moderation;
 mod rooms;
 pub mod server;
+mod web;
 mod webhook;
 
 use std::ops::Deref;
@@ -17,7 +20,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::{Json, Router};
 use livekit_api::access_token::TokenVerifier;
 use serde_json::json;
@@ -46,6 +49,8 @@ pub struct Shared {
     pub webhook_verifier: TokenVerifier,
     /// The URL clients connect to (`livekit.host`, or the host they reached bedrud at).
     pub livekit_url: crate::livekit::client_url::ClientUrl,
+    /// Embedded mode: LiveKit's HTTP address (`127.0.0.1:<port>`), proxied under `/livekit`.
+    pub livekit_proxy: Option<String>,
     pub rooms: Rooms,
     pub allow_registration: bool,
     pub metrics: Arc<Metrics>,
@@ -96,17 +101,24 @@ pub fn router(state: AppState) -> Router {
             "/api/room/{room}/participants/{identity}/permissions",
             put(moderation::permissions),
         )
+        .route("/api/room/{room}/bans", get(bans::list))
         .route(
             "/api/room/{room}/bans/{identity}",
             delete(moderation::unban),
         )
         .route("/api/admin/livekit", get(admin::livekit))
+        .route("/api/admin/users", get(admin::users))
+        .route("/api/admin/users/{id}/admin", put(admin::set_admin))
         .route("/api/livekit/webhook", post(webhook::receive))
-        .fallback(not_found)
+        .route("/api/{*rest}", any(not_found))
+        .route("/livekit", any(livekit_proxy::proxy))
+        .route("/livekit/", any(livekit_proxy::proxy))
+        .route("/livekit/{*rest}", any(livekit_proxy::proxy))
+        .fallback(web::serve)
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
 }
 

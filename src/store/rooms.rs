@@ -163,6 +163,19 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// The identities banned from a room, with when (ms), oldest first.
+    pub async fn bans(&self, room_id: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT identity, banned_at FROM room_bans WHERE room_id = $1 ORDER BY banned_at, identity",
+        )
+        .bind(room_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("identity")?, r.try_get("banned_at")?)))
+            .collect()
+    }
+
     /// Whether `identity` is banned from the room named `room_name` (webhooks and
     /// reconciliation know rooms by their LiveKit name).
     pub async fn is_banned_from(&self, room_name: &str, identity: &str) -> Result<bool> {
