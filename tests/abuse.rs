@@ -188,12 +188,24 @@ fn anonymous_ready_while_livekit_is_down_gives_one_line() {
 fn every_error_is_json_with_the_documented_status() {
     let (b, _sb) = ready_bedrud("");
     let (owner, _, _) = b.register("owner@example.test");
-    // Oversized JSON: 413, as the README says, not 400.
-    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(3 * 1024 * 1024));
+    // Oversized JSON: 413, as the README says, not 400; refused from its length, unread.
+    let (st, answer) = post_expecting_continue(
+        b.api_port,
+        "/api/room/create",
+        &format!("Bearer {owner}"),
+        3 * 1024 * 1024,
+    );
+    assert_eq!(st, 413, "{answer}");
+    assert!(answer.contains(r#"{"error":"#), "{answer}");
+    // Without a length (chunked), reading stops at the limit.
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(100 * 1024));
     let (st, body) = call_with(
         "POST",
         &b.url("/api/room/create"),
-        &[("Authorization", Some(format!("Bearer {owner}")))],
+        &[
+            ("Authorization", Some(format!("Bearer {owner}"))),
+            ("Transfer-Encoding", Some("chunked".into())),
+        ],
         Some(big.into_bytes()),
     );
     assert_eq!(st, 413, "{body}");
@@ -363,7 +375,8 @@ fn sign_ups_are_limited_per_address() {
 #[test]
 fn a_huge_email_is_refused_before_it_reaches_the_limiter() {
     let (b, _sb) = ready_bedrud("");
-    let email = format!("{}@example.test", "a".repeat(1024 * 1024));
+    // Within the body limit, but no email: refused by validation, never a limiter key.
+    let email = format!("{}@example.test", "a".repeat(32 * 1024));
     let (st, r) = b.call(
         "POST",
         "/api/auth/login",
@@ -372,6 +385,9 @@ fn a_huge_email_is_refused_before_it_reaches_the_limiter() {
     );
     assert_eq!(st, 400, "{r}");
     assert!(r["error"].as_str().unwrap().starts_with("email:"), "{r}");
+    // A megabyte is refused from its length, before it is read.
+    let (st, answer) = post_expecting_continue(b.api_port, "/api/auth/login", "", 1024 * 1024);
+    assert_eq!(st, 413, "{answer}");
 }
 
 /// NUL characters: PostgreSQL refuses them in text, so they must be refused as input (400) on

@@ -592,23 +592,3 @@ fn a_webhook_that_cannot_be_stored_gets_a_5xx_and_its_retry_succeeds() {
     let (_, list) = api.call("GET", "/api/room/standup/participants", Some(&owner), None);
     assert_eq!(list["participants"][0]["identity"], "u_erin");
 }
-
-/// Sends only the head of a POST with `Expect: 100-continue` and returns the final answer.
-fn post_expecting_continue(port: u16, path: &str, auth: &str, len: usize) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\nContent-Type: application/webhook+json\r\n\
-         Content-Length: {len}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, answer)
-}

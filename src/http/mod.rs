@@ -224,18 +224,17 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// cannot store one, and no name, email or password needs it).
 pub struct JsonBody<T>(pub T);
 
+/// The largest JSON request body: the API's requests are a few hundred bytes, and every body is
+/// held in memory (before authentication, for sign-in and sign-up) while it is read.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
 impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let read = axum::body::Bytes::from_request(req, state);
-        let bytes = match within_body_timeout(state, read).await? {
-            Ok(b) => b,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::PayloadTooLarge(e.body_text()))
-            }
-            Err(e) => return Err(ApiError::BadRequest(e.body_text())),
-        };
+        let (parts, body) = req.into_parts();
+        let read = read_limited(&parts.headers, body, MAX_JSON_BODY, "JSON body");
+        let bytes = within_body_timeout(state, read).await??;
         if has_escaped_nul(&bytes) {
             return Err(ApiError::BadRequest(
                 "strings must not contain NUL characters".into(),
@@ -246,6 +245,28 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
     }
+}
+
+/// Reads a whole body of at most `max` bytes. An oversized one is refused from its
+/// Content-Length before any of it is read (a client that sent `Expect: 100-continue` is then never
+/// asked for it); one without a length stops being read at the limit.
+pub async fn read_limited(
+    headers: &header::HeaderMap,
+    body: axum::body::Body,
+    max: usize,
+    what: &str,
+) -> ApiResult<axum::body::Bytes> {
+    let too_large = || ApiError::PayloadTooLarge(format!("{what} larger than {max} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| too_large())
 }
 
 /// Runs `read` (reading a request body) within `server.bodyTimeout`: a client that sends half a

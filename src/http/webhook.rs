@@ -1,13 +1,13 @@
 //! `POST /api/livekit/webhook`: LiveKit's events, verified and applied at most once.
 //! 401 for a bad signature (LiveKit never retries a 4xx); 5xx when storing failed (it retries).
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{within_body_timeout, ApiError, ApiResult, AppState};
+use super::{read_limited, within_body_timeout, ApiError, ApiResult, AppState};
 use crate::livekit::webhook::{self, WebhookError};
 use crate::store::{Applied, PresenceChange};
 
@@ -16,7 +16,8 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let body = within_body_timeout(&s, read_limited(&headers, body)).await??;
+    let read = read_limited(&headers, body, webhook::MAX_BODY, "webhook body");
+    let body = within_body_timeout(&s, read).await??;
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -77,26 +78,4 @@ fn act_on(s: &AppState, change: &PresenceChange) {
         }
         _ => {}
     }
-}
-
-/// Refuses an oversized body from its Content-Length before reading any of it (a client that sent
-/// `Expect: 100-continue` is then never asked for it), and stops reading one without a length
-/// at the limit.
-async fn read_limited(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
-    let too_large = || {
-        ApiError::PayloadTooLarge(format!(
-            "webhook body larger than {} bytes",
-            webhook::MAX_BODY
-        ))
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > webhook::MAX_BODY) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, webhook::MAX_BODY)
-        .await
-        .map_err(|_| too_large())
 }

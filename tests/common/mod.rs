@@ -864,3 +864,25 @@ impl Drop for LiveKitProcess {
         self.kill();
     }
 }
+
+/// Sends only the head of a POST with `Expect: 100-continue` (and `Authorization: auth` when
+/// given) and returns the final answer: a server that refuses the body from its length must
+/// answer without asking for it.
+pub fn post_expecting_continue(port: u16, path: &str, auth: &str, len: usize) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n\
+         Content-Length: {len}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
