@@ -61,7 +61,7 @@ impl AccessClaims {
 
 pub struct Auth {
     /// Bounds how many argon2id computations run at once (see `Auth::with_hasher`).
-    hashers: tokio::sync::Semaphore,
+    hashers: std::sync::Arc<tokio::sync::Semaphore>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -77,7 +77,7 @@ impl Auth {
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 30;
         Auth {
-            hashers: tokio::sync::Semaphore::new(hasher_count()),
+            hashers: std::sync::Arc::new(tokio::sync::Semaphore::new(hasher_count())),
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
@@ -126,15 +126,18 @@ impl Auth {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HasherBusy> {
-        let permit = tokio::time::timeout(HASHER_WAIT, self.hashers.acquire())
+        let permit = tokio::time::timeout(HASHER_WAIT, self.hashers.clone().acquire_owned())
             .await
             .map_err(|_| HasherBusy)?
             .map_err(|_| HasherBusy)?;
-        let result = tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| HasherBusy)?;
-        drop(permit);
-        Ok(result)
+        // The slot goes with the work: a client that disconnects mid-hash cancels this future,
+        // not the hash, and the slot must stay taken until the hash is done.
+        tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            work()
+        })
+        .await
+        .map_err(|_| HasherBusy)
     }
 
     pub fn refresh_expiry(&self) -> i64 {

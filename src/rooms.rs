@@ -150,15 +150,6 @@ impl RoomDirectory {
         tracing::info!(room, identity, "removed a banned participant who connected");
         Ok(true)
     }
-
-    /// Whether bedrud believes LiveKit has the room now (for tests and the admin view).
-    pub fn believed_live(&self, name: &str) -> bool {
-        lock(&self.ensured)
-            .get(name)
-            .and_then(|slot| slot.try_lock().ok().map(|t| *t))
-            .flatten()
-            .is_some_and(|t| t.elapsed() < ENSURED_FOR)
-    }
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
