@@ -44,7 +44,7 @@ fn main() {
 fn run(db: &str) {
     let sb = Sandbox::new();
     let extra = match db {
-        "postgres" => format!("database:\n  url: {}\n", fresh_pg_database()),
+        "postgres" => format!("database:\n  url: {}\n", fresh_pg_database("bench")),
         _ => String::new(),
     };
     sb.write_config(
@@ -207,23 +207,4 @@ fn read_head(r: &mut impl BufRead) -> (u16, usize) {
             len = v.trim().parse().unwrap();
         }
     }
-}
-
-fn fresh_pg_database() -> String {
-    let name = format!("bench_{}", std::process::id());
-    let out = Command::new(repo_root().join("scripts/postgres.sh"))
-        .args(["create-db", &name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string()
 }

@@ -394,7 +394,7 @@ fn a_huge_email_is_refused_before_it_reaches_the_limiter() {
 /// both stores, never reach the database as a 500.
 #[test]
 fn nul_characters_are_bad_input_on_sqlite_and_postgresql() {
-    for database in [None, Some(postgres_database())] {
+    for database in [None, Some(fresh_pg_database("abuse"))] {
         let extra = database
             .as_ref()
             .map(|url| format!("database:\n  url: \"{url}\"\n"))
@@ -460,27 +460,6 @@ fn nul_characters_are_bad_input_on_sqlite_and_postgresql() {
         );
         assert_eq!(st, 200, "{r}");
     }
-}
-
-fn postgres_database() -> String {
-    let out = Command::new(repo_root().join("scripts/postgres.sh"))
-        .args([
-            "create-db",
-            &format!("abuse_{}", uuid::Uuid::new_v4().simple()),
-        ])
-        .output()
-        .expect("scripts/postgres.sh");
-    assert!(
-        out.status.success(),
-        "the test PostgreSQL is not available ({}); start it with scripts/postgres.sh start (scripts/test.sh does)",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string()
 }
 
 /// The data folder and the database are private even when bedrud starts under umask 000.

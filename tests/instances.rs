@@ -3,31 +3,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use serde_json::json;
-
-fn database() -> String {
-    let out = Command::new(repo_root().join("scripts/postgres.sh"))
-        .args([
-            "create-db",
-            &format!("inst_{}", uuid::Uuid::new_v4().simple()),
-        ])
-        .output()
-        .expect("scripts/postgres.sh");
-    assert!(
-        out.status.success(),
-        "the test PostgreSQL is not available ({}); start it with scripts/postgres.sh start (scripts/test.sh does)",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string()
-}
 
 /// The count of `name{labels}` in an instance's /metrics, 0 when absent.
 fn metric(b: &Bedrud, line_start: &str) -> u64 {
@@ -51,7 +28,7 @@ fn outcomes(a: &Bedrud, b: &Bedrud, event: &str) -> (u64, u64) {
 
 #[test]
 fn two_instances_share_state_and_apply_each_webhook_once() {
-    let db = database();
+    let db = fresh_pg_database("inst");
     let (sa, sb) = (Sandbox::new(), Sandbox::new());
     let lk_ports = Ports::new();
     let hooks = format!(

@@ -886,3 +886,24 @@ pub fn post_expecting_continue(port: u16, path: &str, auth: &str, len: usize) ->
         .unwrap_or(0);
     (status, answer)
 }
+
+/// A new, empty database on the test PostgreSQL (`scripts/postgres.sh`), named `<prefix>_<uuid>`;
+/// returns its URL. Fails saying how to start the server when it is not running.
+pub fn fresh_pg_database(prefix: &str) -> String {
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let out = Command::new(repo_root().join("scripts/postgres.sh"))
+        .args(["create-db", &name])
+        .output()
+        .expect("scripts/postgres.sh");
+    assert!(
+        out.status.success(),
+        "the test PostgreSQL is not available ({}); start it with scripts/postgres.sh start (scripts/test.sh does)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
+}
