@@ -492,24 +492,8 @@ fn admin_status_and_cli_created_admin() {
         "root@example.test",
         "--config",
         cfg.to_str().unwrap(),
-    ])
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"admin password 123\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]);
+    run_with_input(&mut cmd, b"admin password 123\n");
 
     let mut b = sb.start(&[]);
     b.wait_ready();

@@ -907,3 +907,22 @@ pub fn fresh_pg_database(prefix: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// Runs `cmd` with `input` on its standard input (a password, say), capturing its output;
+/// fails the test, with what it printed, if it does not succeed.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
