@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum_server::tls_rustls::RustlsConfig;
 use livekit_api::access_token::TokenVerifier;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,32 +25,37 @@ use crate::livekit::{config as livekit_config, embedded, external};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::reconcile::Reconciler;
+use crate::reload::{self, LiveKitControl, Reloader};
 use crate::rooms::RoomDirectory;
 use crate::secret::Secret;
 use crate::store::{self, Store};
 use crate::supervisor::Supervisor;
+use crate::tls::ApiCertificate;
 
 /// How long in-flight HTTP requests get once LiveKit has stopped.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
 
 /// A bedrud ready to run: everything that can fail has been done, and no process has started.
 pub struct Application {
-    config: Config,
+    config: Arc<Config>,
     listener: TcpListener,
     port: u16,
     /// Present when `server.enableTLS`: the API is served over HTTPS only.
-    tls: Option<RustlsConfig>,
+    tls: Option<ApiCertificate>,
     store: Store,
     state: AppState,
     livekit: LiveKitRunner,
     status: watch::Receiver<LiveKitStatus>,
     reconciler: Reconciler,
+    reloader: Reloader,
+    /// SIGHUP, caught from `build()` on so that a reload sent early cannot kill bedrud.
+    hangups: tokio::signal::unix::Signal,
 }
 
 /// What follows LiveKit once `run()` starts: the supervisor of an embedded LiveKit (prepared,
 /// not yet started), or the probe of an external one.
 enum LiveKitRunner {
-    Embedded(Supervisor),
+    Embedded(Box<Supervisor>),
     External {
         url: String,
         client: reqwest::Client,
@@ -86,8 +90,10 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         crate::install_tls_provider();
         crate::host::memory::return_large_blocks();
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot catch SIGHUP")?;
         let tls = match &config.server.tls {
-            Some(files) => Some(load_tls(files).await?),
+            Some(files) => Some(ApiCertificate::load(files).await?),
             None => None,
         };
         let store = open_store(&config).await?;
@@ -111,25 +117,45 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
-        let (livekit, status, livekit_port) = prepare_livekit(&config, &credentials, port).await?;
+        let prepared = prepare_livekit(&config, &credentials, port).await?;
+        let status = prepared.status_rx;
+        let config = Arc::new(config);
+        let (snapshot, snapshot_rx) = watch::channel(config.clone());
+        let (reload_handle, requests) = reload::channel(tls.clone(), prepared.control.is_some());
         let state = state(
             &config,
+            snapshot_rx.clone(),
             &store,
             status.clone(),
-            (port, livekit_port),
-            credentials,
+            (port, prepared.port),
+            credentials.clone(),
             &jwt_secret,
+            reload_handle,
         );
         let reconciler = Reconciler {
             store: store.clone(),
             livekit: state.livekit.clone(),
             metrics: state.metrics.clone(),
             status: status.clone(),
-            interval: config.rooms.reconcile_interval,
+            config: snapshot_rx,
             webhook_warning: state.webhook_warning.clone(),
             directory: state.directory.clone(),
             warned_limits: Default::default(),
         };
+        let reloader = Reloader::new(reload::Parts {
+            config: config.clone(),
+            snapshot,
+            state: state.clone(),
+            certificate: tls.clone(),
+            livekit: prepared.control.map(|(restart, plan)| LiveKitControl {
+                restart,
+                plan,
+                credentials,
+                api_port: port,
+            }),
+            status: prepared.status,
+            requests,
+        });
         Ok(Application {
             config,
             listener,
@@ -137,9 +163,11 @@ impl Application {
             tls,
             store,
             state,
-            livekit,
+            livekit: prepared.runner,
             status,
             reconciler,
+            reloader,
+            hangups,
         })
     }
 
@@ -161,6 +189,8 @@ impl Application {
             livekit,
             status,
             reconciler,
+            reloader,
+            hangups,
         } = self;
         let stop_livekit = CancellationToken::new();
         let stop_background = CancellationToken::new();
@@ -170,11 +200,14 @@ impl Application {
             reconciler.run(background).await;
             Ok(())
         });
+        // Stopped with LiveKit: no reload may restart LiveKit while it is being stopped.
+        let reload_task = tokio::spawn(reloader.run(hangups, stop_livekit.clone()));
 
         let handle = axum_server::Handle::new();
         let limits = config.server.limits;
         let router = http::router(state);
         let server_handle = handle.clone();
+        let tls = tls.map(|t| t.rustls());
         let mut http_task = tokio::spawn(async move {
             http::server::serve(listener, tls, router, limits, server_handle)
                 .await
@@ -203,6 +236,7 @@ impl Application {
         tracing::info!("shutting down");
         systemd::stopping("stopping LiveKit");
         stop_livekit.cancel();
+        let _ = reload_task.await;
         if ended != Some(Task::LiveKit) {
             let _ = livekit_task.await;
         }
@@ -246,18 +280,6 @@ fn ended(what: &str, r: Result<Result<(), String>, tokio::task::JoinError>) -> a
     }
 }
 
-async fn load_tls(files: &crate::config::TlsFiles) -> anyhow::Result<RustlsConfig> {
-    RustlsConfig::from_pem_file(&files.cert_file, &files.key_file)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot load the TLS certificate {} / key {} (server.certFile, server.keyFile)",
-                files.cert_file.display(),
-                files.key_file.display()
-            )
-        })
-}
-
 /// A secret from the resolver (which may create it: this is `serve`), saying when it was new.
 fn secret<T>(
     resolved: Result<(T, Origin), keys::KeysError>,
@@ -272,13 +294,16 @@ fn secret<T>(
 }
 
 /// Everything the handlers share.
+#[allow(clippy::too_many_arguments)]
 fn state(
     c: &Config,
+    config: watch::Receiver<Arc<Config>>,
     store: &Store,
     status: watch::Receiver<LiveKitStatus>,
     (api_port, livekit_port): (u16, u16),
     creds: Credentials,
     jwt_secret: &Secret,
+    reload: reload::ReloadHandle,
 ) -> AppState {
     let internal = c
         .livekit
@@ -321,25 +346,35 @@ fn state(
         credentials: creds,
         livekit_url: public,
         livekit_proxy,
-        rooms: c.rooms.clone(),
-        allow_registration: c.auth.allow_registration,
+        config,
         metrics: Arc::new(Metrics::default()),
         login_limiter: RateLimiter::new(c.auth.login_attempts_per_minute),
-        address_limiter: RateLimiter::new(c.auth.login_attempts_per_minute.saturating_mul(3)),
-        body_timeout: c.server.limits.body_timeout,
+        address_limiter: RateLimiter::new(http::address_limit(c.auth.login_attempts_per_minute)),
         register_limiter: RateLimiter::new(c.auth.registrations_per_minute),
         directory,
         webhook_warning: Default::default(),
+        reload: Some(reload),
     })
 }
 
-/// Prepares supervision (embedded) or the external probe without starting anything; returns
-/// it, the LiveKit status it will keep, and LiveKit's port.
+/// LiveKit prepared for `run()`.
+struct PreparedLiveKit {
+    runner: LiveKitRunner,
+    /// The status the runner keeps, and a sender for the reloader (pending restarts).
+    status_rx: watch::Receiver<LiveKitStatus>,
+    status: watch::Sender<LiveKitStatus>,
+    /// LiveKit's port.
+    port: u16,
+    /// Embedded: how to restart LiveKit, and the plan it will run.
+    control: Option<(crate::supervisor::Restart, crate::supervisor::Plan)>,
+}
+
+/// Prepares supervision (embedded) or the external probe without starting anything.
 async fn prepare_livekit(
     c: &Config,
     credentials: &Credentials,
     api_port: u16,
-) -> anyhow::Result<(LiveKitRunner, watch::Receiver<LiveKitStatus>, u16)> {
+) -> anyhow::Result<PreparedLiveKit> {
     let mode = match c.livekit.mode {
         Mode::Embedded(_) => status::Mode::Embedded,
         Mode::External => status::Mode::External,
@@ -356,8 +391,16 @@ async fn prepare_livekit(
             }
             status.send_modify(|s| embedded::describe(&prepared, s));
             let port = prepared.port;
-            let supervisor = Supervisor::new(prepared.plan, status)?;
-            Ok((LiveKitRunner::Embedded(supervisor), status_rx, port))
+            let plan = prepared.plan.clone();
+            let supervisor = Supervisor::new(prepared.plan, status.clone())?;
+            let control = Some((supervisor.restart_handle(), plan));
+            Ok(PreparedLiveKit {
+                runner: LiveKitRunner::Embedded(Box::new(supervisor)),
+                status_rx,
+                status,
+                port,
+                control,
+            })
         }
         Mode::External => {
             let url = c
@@ -385,9 +428,15 @@ async fn prepare_livekit(
             let runner = LiveKitRunner::External {
                 url,
                 client,
-                status,
+                status: status.clone(),
             };
-            Ok((runner, status_rx, 0))
+            Ok(PreparedLiveKit {
+                runner,
+                status_rx,
+                status,
+                port: 0,
+                control: None,
+            })
         }
     }
 }

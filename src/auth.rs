@@ -1,6 +1,7 @@
 //! Sign-in machinery: argon2id password hashes, short-lived access tokens (HS256 JWTs signed
 //! with bedrud's own secret) and opaque refresh tokens, of which only a hash is ever stored.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use argon2::password_hash::{
@@ -65,8 +66,9 @@ pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
+    /// Token lifetimes in milliseconds; atomics so that a reload changes them in place.
+    access_ttl_ms: AtomicU64,
+    refresh_ttl_ms: AtomicU64,
     /// Verified against when the email is unknown, so both cases take the same time.
     dummy_hash: String,
 }
@@ -81,10 +83,23 @@ impl Auth {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
-            access_ttl,
-            refresh_ttl,
+            access_ttl_ms: AtomicU64::new(access_ttl.as_millis() as u64),
+            refresh_ttl_ms: AtomicU64::new(refresh_ttl.as_millis() as u64),
             dummy_hash: hash_password("not a real password").unwrap_or_default(),
         }
+    }
+
+    /// How long a new access token lives (`auth.accessTokenTTL`).
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_millis(self.access_ttl_ms.load(Ordering::Relaxed))
+    }
+
+    /// A reload's new lifetimes; tokens already issued keep theirs.
+    pub fn set_ttls(&self, access: Duration, refresh: Duration) {
+        self.access_ttl_ms
+            .store(access.as_millis() as u64, Ordering::Relaxed);
+        self.refresh_ttl_ms
+            .store(refresh.as_millis() as u64, Ordering::Relaxed);
     }
 
     pub fn issue_access(&self, user: &User) -> String {
@@ -96,7 +111,7 @@ impl Auth {
             typ: ACCESS.into(),
             iss: ISSUER.into(),
             iat: now,
-            exp: now + self.access_ttl.as_secs(),
+            exp: now + self.access_ttl().as_secs(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail")
@@ -141,7 +156,7 @@ impl Auth {
     }
 
     pub fn refresh_expiry(&self) -> i64 {
-        now_ms() + self.refresh_ttl.as_millis() as i64
+        now_ms() + self.refresh_ttl_ms.load(Ordering::Relaxed) as i64
     }
 }
 

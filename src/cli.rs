@@ -106,6 +106,10 @@ enum LivekitCommand {
         #[arg(long)]
         show_secrets: bool,
     },
+    /// Restart the running bedrud's LiveKit now, even with meetings live (they reconnect),
+    /// applying a restart a reload left pending. Signs a one-minute request as an existing admin
+    /// account, so it needs read access to bedrud's data folder (run as root or bedrud).
+    Restart,
     /// Print the `webhook:` block to paste into an external LiveKit's YAML for this bedrud
     /// (reads the API key; never generates one)
     WebhookConfig,
@@ -151,6 +155,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Livekit {
             command: LivekitCommand::WebhookConfig,
         } => webhook_config(load(cli.config, &env)?),
+        Command::Livekit {
+            command: LivekitCommand::Restart,
+        } => livekit_restart(load(cli.config, &env)?),
         Command::Livekit {
             command:
                 LivekitCommand::Token {
@@ -239,20 +246,16 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C). SIGHUP is caught so that it cannot
-/// kill the daemon; live reload is not built yet, so it only says so.
+/// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C). SIGHUP (reload) is the
+/// application's: `Application::build` catches it.
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     Ok(async move {
-        loop {
-            tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM received"); return; }
-                _ = int.recv() => { tracing::info!("SIGINT received"); return; }
-                _ = hup.recv() => tracing::warn!("SIGHUP received: live reload is not supported yet; restart bedrud to apply config changes"),
-            }
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
     })
 }
@@ -373,6 +376,56 @@ fn livekit_token(
     .with_grants(grants)
     .to_jwt()?;
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the running daemon, through its admin API on this host, to restart LiveKit now.
+fn livekit_restart(config: Config) -> anyhow::Result<ExitCode> {
+    crate::install_tls_provider();
+    let (jwt_secret, _) = keys::jwt_secret(&config, Access::ReadOnly)
+        .context("cannot read the token-signing secret (run as root or as the bedrud user)")?;
+    let s = &config.server;
+    let scheme = if s.tls.is_some() { "https" } else { "http" };
+    let host = match s.bind_address {
+        a if a.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
+    let url = format!("{scheme}://{host}:{}/api/admin/livekit/restart", s.port);
+    runtime()?.block_on(async {
+        let store = crate::app::open_store(&config).await?;
+        let admins = store.list_users().await;
+        store.close().await;
+        let admin = admins?
+            .into_iter()
+            .find(|u| u.role == crate::store::Role::Admin)
+            .context("no admin account to act as: create one with `bedrud user create-admin`")?;
+        let minute = std::time::Duration::from_secs(60);
+        let token = crate::auth::Auth::new(&jwt_secret, minute, minute).issue_access(&admin);
+        // This host's own API: its certificate names server.host, not the loopback address.
+        let client = crate::livekit::external::client(true)?;
+        let resp = client
+            .post(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the running bedrud at {url}"))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        if !status.is_success() {
+            let why = body["error"].as_str().unwrap_or("no reason given");
+            anyhow::bail!("bedrud answered {status}: {why}");
+        }
+        let applied: Vec<&str> = body["applied"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        match applied.is_empty() {
+            true => println!("LiveKit is restarting (nothing was pending)"),
+            false => println!("LiveKit is restarting to apply: {}", applied.join(", ")),
+        }
+        anyhow::Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

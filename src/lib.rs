@@ -15,10 +15,12 @@ pub mod manual;
 pub mod metrics;
 pub mod rate_limit;
 pub mod reconcile;
+pub mod reload;
 pub mod rooms;
 pub mod secret;
 pub mod store;
 pub mod supervisor;
+pub mod tls;
 
 /// rustls needs one process-wide crypto provider; ring builds quickly and needs no C toolchain
 /// beyond the compiler. Safe to call more than once.

@@ -1,13 +1,21 @@
 //! Sets up bedrud's log: structured journal entries when stderr is the journal (under systemd),
-//! readable text on stderr otherwise. `$BEDRUD_LOG` overrides the configured level.
+//! readable text on stderr otherwise. `$BEDRUD_LOG` overrides the configured level; a reload
+//! changes the configured level in place (`set_level`).
+
+use std::sync::OnceLock;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
+
+/// The handle that swaps the level filter; absent when `$BEDRUD_LOG` decides the level.
+static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(level: &str) {
-    let filter = EnvFilter::try_from_env("BEDRUD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let from_env = EnvFilter::try_from_env("BEDRUD_LOG").ok();
+    let pinned = from_env.is_some();
+    let (filter, handle) = reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new(level)));
     let layer = if stderr_is_journal() {
         match tracing_journald::layer() {
             Ok(j) => j.with_syslog_identifier("bedrud".into()).boxed(),
@@ -16,9 +24,22 @@ pub fn init(level: &str) {
     } else {
         text_layer()
     };
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(layer.with_filter(filter))
         .try_init();
+    if installed.is_ok() && !pinned {
+        let _ = LEVEL.set(handle);
+    }
+}
+
+/// Applies a reloaded `log.level` (already checked by the config). Does nothing when
+/// `$BEDRUD_LOG` overrides the configured level.
+pub fn set_level(level: &str) {
+    if let Some(handle) = LEVEL.get() {
+        if let Err(e) = handle.reload(EnvFilter::new(level)) {
+            tracing::warn!("cannot change the log level: {e}");
+        }
+    }
 }
 
 fn text_layer<S>() -> Box<dyn Layer<S> + Send + Sync>

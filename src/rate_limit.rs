@@ -8,6 +8,7 @@
 //! instead of evicting (and so resetting) the counters of the keys already there.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,8 @@ pub const MAX_KEYS: usize = 10_000;
 const OVERFLOW: &str = "";
 
 pub struct RateLimiter {
-    per_minute: usize,
+    /// An atomic so that a reload changes the limit in place, keeping the counts.
+    per_minute: AtomicUsize,
     max_keys: usize,
     state: Mutex<State>,
 }
@@ -37,10 +39,16 @@ impl RateLimiter {
 
     fn with_capacity(per_minute: u32, max_keys: usize) -> RateLimiter {
         RateLimiter {
-            per_minute: per_minute as usize,
+            per_minute: AtomicUsize::new(per_minute as usize),
             max_keys,
             state: Mutex::default(),
         }
+    }
+
+    /// A reload's new limit; attempts already counted stay counted.
+    pub fn set_per_minute(&self, per_minute: u32) {
+        self.per_minute
+            .store(per_minute as usize, Ordering::Relaxed);
     }
 
     /// Records an attempt for `key`; `Err(wait)` when the key is over its limit.
@@ -60,7 +68,7 @@ impl RateLimiter {
         while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
             q.pop_front();
         }
-        if q.len() >= self.per_minute {
+        if q.len() >= self.per_minute.load(Ordering::Relaxed) {
             let oldest = *q.front().expect("non-empty when over the limit");
             return Err(WINDOW.saturating_sub(now.duration_since(oldest)));
         }

@@ -28,7 +28,8 @@ pub struct Reconciler {
     pub livekit: LiveKitClient,
     pub metrics: Arc<Metrics>,
     pub status: watch::Receiver<LiveKitStatus>,
-    pub interval: Duration,
+    /// The running configuration, for `rooms.reconcileInterval` (a reload may change it).
+    pub config: watch::Receiver<Arc<crate::config::Config>>,
     /// Set while LiveKit reports people in bedrud's rooms but no webhook ever arrived.
     pub webhook_warning: Arc<Mutex<Option<String>>>,
     /// Told which rooms LiveKit no longer has, and enforces bans on whoever is connected.
@@ -42,18 +43,34 @@ pub const NO_WEBHOOKS: &str = "LiveKit reports participants but no webhook has r
     configure LiveKit's webhook (print the block with `bedrud livekit webhook-config`) and check \
     that LiveKit can reach /api/livekit/webhook; until then state is only as fresh as reconciliation";
 
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 impl Reconciler {
     /// Runs until `stop`: every `interval`, and as soon as LiveKit is ready again after a restart
     /// or an outage.
     pub async fn run(mut self, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut interval = self.config.borrow_and_update().rooms.reconcile_interval;
+        let mut tick = ticker(interval);
         let mut was_ready = self.status.borrow().is_ready();
         let mut ever_ready = was_ready;
         let mut restarts_seen = self.status.borrow().restarts;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                changed = self.config.changed() => {
+                    if changed.is_err() { break; }
+                    let new = self.config.borrow_and_update().rooms.reconcile_interval;
+                    if new != interval {
+                        interval = new;
+                        tick = ticker(interval);
+                        tick.reset();
+                    }
+                    continue;
+                }
                 changed = self.status.changed() => {
                     if changed.is_err() { break; }
                     let (ready, restarts) = {

@@ -69,7 +69,8 @@ pub enum DirectoryError {
 pub struct RoomDirectory {
     store: Store,
     livekit: LiveKitClient,
-    options: RoomOptions,
+    /// `rooms.emptyTimeout`/`departureTimeout`; a reload replaces them for rooms created after.
+    options: RwLock<RoomOptions>,
     rooms: RwLock<HashMap<String, Room>>,
     /// Per room, when bedrud last made sure LiveKit has it; the async mutex makes concurrent
     /// joins wait for one CreateRoom instead of each sending their own.
@@ -81,10 +82,15 @@ impl RoomDirectory {
         RoomDirectory {
             store,
             livekit,
-            options,
+            options: RwLock::new(options),
             rooms: RwLock::default(),
             ensured: Mutex::default(),
         }
+    }
+
+    /// A reload's new room timeouts, for the rooms LiveKit creates from now on.
+    pub fn set_options(&self, options: RoomOptions) {
+        *write(&self.options) = options;
     }
 
     /// The room named `name`, from memory after the first read (rooms never change once
@@ -112,10 +118,8 @@ impl RoomDirectory {
             return Ok(());
         }
         let max = u32::try_from(room.max_participants).unwrap_or(u32::MAX);
-        let live = self
-            .livekit
-            .ensure_room(&room.name, max, &self.options)
-            .await?;
+        let options = read(&self.options).clone();
+        let live = self.livekit.ensure_room(&room.name, max, &options).await?;
         if live.max_participants != max {
             // A room LiveKit already ran without bedrud keeps its own limit (CreateRoom does not
             // change a live room's); reconciliation holds bedrud's limit on it.

@@ -156,6 +156,7 @@ fn the_unit_file_passes_systemd_analyze_verify() {
     let unit = std::fs::read_to_string(repo_root().join("systemd/bedrud.service")).unwrap();
     for needed in [
         "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "WatchdogSec=",
         "KillMode=mixed",
         "TimeoutStopSec=45s",
@@ -210,4 +211,141 @@ fn timeout_stop_is_longer_than_the_default_grace_period() {
         secs("TimeoutStopSec=") > grace + 5 + 5,
         "TimeoutStopSec too short for a {grace}s grace"
     );
+}
+
+/// The lines bedrud sent after the `n`-th message, and their position in the whole list.
+fn since(notify: &NotifySocket, n: usize) -> Vec<String> {
+    notify.all().into_iter().skip(n).collect()
+}
+
+#[test]
+fn sighup_reloads_with_the_reload_protocol_refuses_a_bad_config_and_never_exits() {
+    let sb = Sandbox::new();
+    // Only SIGHUP reloads here (tests/reload.rs covers the file watch).
+    let base =
+        sb.embedded_config(LIVEKIT, "")
+            .replacen("server:\n", "server:\n  watchConfig: false\n", 1);
+    sb.write_config(&base);
+    let notify = NotifySocket::bind(sb.path());
+    let mut b = sb.start(&[("NOTIFY_SOCKET", notify.path.to_str().unwrap())]);
+    b.wait_for("READY=1", |_| (notify.count("READY=1") > 0).then_some(()));
+    assert!(
+        notify.all().iter().all(|m| !m.contains("RELOADING=1")),
+        "no reload yet"
+    );
+    b.register("before@reload.test");
+    let livekit_before = b.livekit_pid();
+
+    // A live key, a key LiveKit restarts for (no meeting is live: applied at once), and a key
+    // that needs bedrud restarted (named, not applied).
+    let new_tcp = free_port(false);
+    let edited = base
+        .replace(
+            &format!("rtcTcpPort: {}", sb.ports.rtc_tcp),
+            &format!("rtcTcpPort: {new_tcp}"),
+        )
+        .replace("server:\n", "server:\n  maxConnections: 77\n")
+        + "auth:\n  allowRegistration: false\n";
+    sb.write_config(&edited);
+    let seen = notify.all().len();
+    b.signal(nix::sys::signal::Signal::SIGHUP);
+    let line = b.wait_for("the reload's log line", |b| {
+        b.logs()
+            .lines()
+            .find(|l| l.contains("config reloaded (SIGHUP)"))
+            .map(str::to_string)
+    });
+    assert!(line.contains("applied: auth.allowRegistration"), "{line}");
+    assert!(
+        line.contains("LiveKit restart pending: livekit.rtcTcpPort"),
+        "{line}"
+    );
+    assert!(
+        line.contains("needs a bedrud restart (not applied): server.maxConnections"),
+        "{line}"
+    );
+    // systemd's reload protocol: RELOADING=1 with the monotonic time, then READY=1.
+    b.wait_for("READY=1 after the reload", |_| {
+        since(&notify, seen)
+            .iter()
+            .any(|m| m.lines().any(|l| l == "READY=1"))
+            .then_some(())
+    });
+    let msgs = since(&notify, seen);
+    let reloading = msgs
+        .iter()
+        .position(|m| m.lines().any(|l| l == "RELOADING=1"))
+        .unwrap_or_else(|| panic!("no RELOADING=1 in {msgs:?}"));
+    let usec: u64 = msgs[reloading]
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .unwrap_or_else(|| panic!("RELOADING=1 without MONOTONIC_USEC=: {msgs:?}"))
+        .parse()
+        .unwrap();
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    assert!(usec > 0 && usec <= now.tv_sec() as u64 * 1_000_000 + now.tv_nsec() as u64 / 1000);
+    let ready = msgs
+        .iter()
+        .position(|m| m.lines().any(|l| l == "READY=1"))
+        .unwrap();
+    assert!(ready > reloading, "READY=1 before RELOADING=1: {msgs:?}");
+    assert!(msgs[ready].contains("STATUS=LiveKit"), "{msgs:?}");
+
+    // The live key is in effect at once.
+    let body = serde_json::json!({"email": "after@reload.test", "password": "correct horse battery", "name": "after"});
+    let (st, r) = b.call("POST", "/api/auth/register", None, Some(body.clone()));
+    assert_eq!(st, 403, "{r}");
+    // LiveKit restarted with its new port, as no meeting was live.
+    b.wait_for("LiveKit on its new TCP port", |b| {
+        let restarted = b.logs().contains("to apply: livekit.rtcTcpPort");
+        let pid = b
+            .ready()
+            .and_then(|(s, r)| (s == 200).then(|| r["livekit"]["pid"].as_u64()))??;
+        (restarted && pid != u64::from(livekit_before)).then_some(())
+    });
+    let listening = std::net::TcpStream::connect(("127.0.0.1", new_tcp));
+    assert!(
+        listening.is_ok(),
+        "LiveKit does not listen on its new rtcTcpPort"
+    );
+    assert!(alive(b.pid()));
+
+    // A config with problems is refused whole, every problem named; bedrud runs on unchanged.
+    let broken = edited.replace("allowRegistration: false", "allowRegistration: true")
+        + "rooms:\n  joinTokenTtl: banana\n  defaultMaxParticipants: -4\n";
+    sb.write_config(&broken);
+    let seen = notify.all().len();
+    b.signal(nix::sys::signal::Signal::SIGHUP);
+    let refused = b.wait_for("the refusal", |b| {
+        let logs = b.logs();
+        let at = logs.find("config reload (SIGHUP) refused")?;
+        Some(logs[at..].to_string())
+    });
+    assert!(refused.contains("rooms.joinTokenTtl"), "{refused}");
+    assert!(
+        refused.contains("rooms.defaultMaxParticipants"),
+        "{refused}"
+    );
+    b.wait_for("READY=1 after the refused reload", |_| {
+        since(&notify, seen)
+            .iter()
+            .any(|m| m.lines().any(|l| l == "READY=1"))
+            .then_some(())
+    });
+    let status = since(&notify, seen)
+        .into_iter()
+        .rev()
+        .find(|m| m.contains("STATUS="))
+        .unwrap();
+    assert!(
+        status.contains("reload refused, running config kept")
+            && status.contains("rooms.joinTokenTtl"),
+        "systemctl status must show the refusal: {status}"
+    );
+    // The running config stayed: registration is still off, and bedrud still serves.
+    let (st, _) = b.call("POST", "/api/auth/register", None, Some(body));
+    assert_eq!(st, 403);
+    assert_eq!(b.ready().map(|r| r.0), Some(200));
+    assert!(alive(b.pid()), "bedrud exited on a refused reload");
+    assert!(b.terminate().success());
 }

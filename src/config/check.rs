@@ -197,6 +197,7 @@ fn validate_server(raw: &RawServer, source: &Source, env: &Env, c: &mut Checker)
         port,
         tls,
         data_dir,
+        watch_config: raw.watch_config,
         limits: HttpLimits {
             header_timeout: c.duration("server.headerTimeout", &raw.header_timeout),
             body_timeout: c.duration("server.bodyTimeout", &raw.body_timeout),

@@ -194,6 +194,9 @@ pub struct Server {
     pub tls: Option<TlsFiles>,
     pub data_dir: PathBuf,
     pub limits: HttpLimits,
+    /// Reload by itself when the config file or the TLS certificate/key change
+    /// (`server.watchConfig`).
+    pub watch_config: bool,
 }
 
 /// What one client connection may cost: how long it may take to send a request's header and

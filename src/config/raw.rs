@@ -183,6 +183,7 @@ pub(super) struct RawServer {
     pub(super) header_timeout: String,
     pub(super) body_timeout: String,
     pub(super) max_connections: i64,
+    pub(super) watch_config: bool,
 }
 
 impl Default for RawServer {
@@ -198,6 +199,7 @@ impl Default for RawServer {
             header_timeout: "10s".into(),
             body_timeout: "30s".into(),
             max_connections: 10_000,
+            watch_config: true,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Talks to systemd: `READY=1` once LiveKit answers, `STATUS=` lines for `systemctl status`,
-//! watchdog pings while bedrud is healthy, and `STOPPING=1` on the way out.
+//! watchdog pings while bedrud is healthy, the reload protocol (`RELOADING=1` with
+//! `MONOTONIC_USEC=`, then `READY=1`), and `STOPPING=1` on the way out.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -8,6 +10,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::livekit::status::LiveKitStatus;
+
+/// Set once `READY=1` went out: a reload must not announce readiness before the start did.
+static ANNOUNCED_READY: AtomicBool = AtomicBool::new(false);
 
 /// Sends `states` when bedrud runs under systemd (`$NOTIFY_SOCKET`); otherwise does nothing.
 pub fn notify(states: &[NotifyState]) {
@@ -52,8 +57,30 @@ pub async fn run_notifier(
 fn notify_status(summary: &str, first_ready: bool) {
     if first_ready {
         notify(&[NotifyState::Ready, NotifyState::Status(summary)]);
+        ANNOUNCED_READY.store(true, Ordering::SeqCst);
     } else {
         notify(&[NotifyState::Status(summary)]);
+    }
+}
+
+/// A reload starts: systemd shows the unit as reloading until `reloaded`. It needs the time on
+/// CLOCK_MONOTONIC with `RELOADING=1`, or it fails the reload.
+pub fn reloading() {
+    if !ANNOUNCED_READY.load(Ordering::SeqCst) {
+        return;
+    }
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as i128 * 1_000_000 + t.tv_nsec() as i128 / 1_000);
+    match now {
+        Ok(usec) => notify(&[NotifyState::Reloading, NotifyState::MonotonicUsec(usec)]),
+        Err(e) => tracing::warn!("cannot read CLOCK_MONOTONIC for RELOADING=1: {e}"),
+    }
+}
+
+/// A reload is done (applied or refused: bedrud keeps running either way).
+pub fn reloaded(summary: &str) {
+    if ANNOUNCED_READY.load(Ordering::SeqCst) {
+        notify(&[NotifyState::Ready, NotifyState::Status(summary)]);
     }
 }
 

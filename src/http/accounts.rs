@@ -38,7 +38,7 @@ pub async fn register(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(body): JsonBody<Register>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if !s.allow_registration {
+    if !s.config().auth.allow_registration {
         return Err(ApiError::Forbidden(
             "registration is closed on this server".into(),
         ));
@@ -150,7 +150,7 @@ async fn session(s: &AppState, user: &User, family: Option<String>) -> ApiResult
     Ok(json!({
         "accessToken": s.auth.issue_access(user),
         "refreshToken": refresh,
-        "expiresIn": s.auth.access_ttl.as_secs(),
+        "expiresIn": s.auth.access_ttl().as_secs(),
         "user": user,
     }))
 }

@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiResult, AppState, JsonBody, PathParams, SignedIn};
+use crate::reload::ReloadError;
 use crate::store::Role;
 
 /// `GET /api/admin/livekit`: what the dashboard shows about LiveKit.
@@ -31,12 +32,30 @@ pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json
         "restarts": status.restarts,
         "lastError": status.last_error,
         "warnings": warnings(&s, &status.warnings),
+        "pendingRestart": status.pending_restart,
+        "pending": status.pending(),
+        "reloadRefused": status.reload_refused,
         "activeRooms": rooms,
         "reconcile": {
             "runs": s.metrics.reconcile_runs.get(),
             "corrections": s.metrics.reconcile_corrections.get(),
         },
     })))
+}
+
+/// `POST /api/admin/livekit/restart`: restarts embedded LiveKit now, live meetings or not,
+/// applying a restart a reload left pending (`bedrud livekit restart`).
+pub async fn restart_livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json<Value>> {
+    who.require_admin(&s).await?;
+    let Some(reload) = &s.reload else {
+        return Err(ApiError::Unavailable("reload is not running".into()));
+    };
+    let applied = reload.force_livekit_restart().await.map_err(|e| match e {
+        ReloadError::NoEmbeddedLiveKit => ApiError::Conflict(e.to_string()),
+        ReloadError::ShuttingDown => ApiError::Unavailable(e.to_string()),
+    })?;
+    tracing::info!(admin = %who.id(), "LiveKit restart forced by an admin");
+    Ok(Json(json!({ "restarted": true, "applied": applied })))
 }
 
 /// Supervisor warnings plus the webhook warning, if any.

@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::auth::{self, AccessClaims, Auth};
-use crate::config::{Credentials, Rooms};
+use crate::config::{Config, Credentials};
 use crate::livekit::client::{LiveKitClient, LkError};
 use crate::livekit::status::LiveKitStatus;
 use crate::metrics::Metrics;
@@ -51,19 +51,28 @@ pub struct Shared {
     pub livekit_url: crate::livekit::client_url::ClientUrl,
     /// Embedded mode: LiveKit's HTTP address (`127.0.0.1:<port>`), proxied under `/livekit`.
     pub livekit_proxy: Option<String>,
-    pub rooms: Rooms,
-    pub allow_registration: bool,
+    /// The running configuration: a reload replaces it, so handlers read it per request
+    /// (`config()`) instead of keeping copies of its values.
+    pub config: watch::Receiver<Arc<Config>>,
     pub metrics: Arc<Metrics>,
     pub login_limiter: RateLimiter,
     pub address_limiter: RateLimiter,
-    /// How long a request body may take to arrive (`server.bodyTimeout`).
-    pub body_timeout: std::time::Duration,
     /// Sign-ups per client address.
     pub register_limiter: RateLimiter,
     /// Rooms by name and their LiveKit counterparts (shared with reconciliation).
     pub directory: Arc<RoomDirectory>,
     /// Set by reconciliation when LiveKit has activity but no webhook ever arrived.
     pub webhook_warning: Arc<Mutex<Option<String>>>,
+    /// Reaches the reloader (a forced LiveKit restart); `None` when bedrud runs no LiveKit, and
+    /// in tests that build the state without one.
+    pub reload: Option<crate::reload::ReloadHandle>,
+}
+
+impl Shared {
+    /// The configuration in effect now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
 }
 
 impl AppState {
@@ -107,6 +116,7 @@ pub fn router(state: AppState) -> Router {
             delete(moderation::unban),
         )
         .route("/api/admin/livekit", get(admin::livekit))
+        .route("/api/admin/livekit/restart", post(admin::restart_livekit))
         .route("/api/admin/users", get(admin::users))
         .route("/api/admin/users/{id}/admin", put(admin::set_admin))
         .route("/api/livekit/webhook", post(webhook::receive))
@@ -116,6 +126,11 @@ pub fn router(state: AppState) -> Router {
         .route("/livekit/{*rest}", any(livekit_proxy::proxy))
         .fallback(web::serve)
         .with_state(state)
+}
+
+/// Login attempts per client address per minute: one address may try a few accounts.
+pub fn address_limit(per_email: u32) -> u32 {
+    per_email.saturating_mul(3)
 }
 
 pub(crate) async fn not_found() -> ApiError {
@@ -276,7 +291,7 @@ pub async fn within_body_timeout<T>(
     s: &AppState,
     read: impl std::future::Future<Output = T>,
 ) -> ApiResult<T> {
-    tokio::time::timeout(s.body_timeout, read)
+    tokio::time::timeout(s.config().server.limits.body_timeout, read)
         .await
         .map_err(|_| ApiError::RequestTimeout("the request body did not arrive in time".into()))
 }

@@ -72,7 +72,7 @@ pub async fn create(
     validate_name(&body.name)?;
     let max = body
         .max_participants
-        .unwrap_or(s.rooms.default_max_participants);
+        .unwrap_or(s.config().rooms.default_max_participants);
     if !(1..=100_000).contains(&max) {
         return Err(ApiError::BadRequest(
             "maxParticipants: must be between 1 and 100000".into(),
@@ -145,7 +145,7 @@ pub async fn guest_join(
             "guestName: must be 1 to 64 characters".into(),
         ));
     }
-    if !s.rooms.allow_guests {
+    if !s.config().rooms.allow_guests {
         return Err(ApiError::Forbidden(
             "guests are not allowed on this server".into(),
         ));
@@ -220,15 +220,9 @@ async fn admit(
     }
     require_livekit(s)?;
     s.directory.ensure_live(room).await?;
-    let token = join_token::mint(
-        &s.credentials,
-        room,
-        identity,
-        name,
-        role,
-        s.rooms.join_token_ttl,
-    )
-    .map_err(|e| ApiError::Internal(format!("signing the join token: {e}")))?;
+    let ttl = s.config().rooms.join_token_ttl;
+    let token = join_token::mint(&s.credentials, room, identity, name, role, ttl)
+        .map_err(|e| ApiError::Internal(format!("signing the join token: {e}")))?;
     let kind = if role == Role::Guest { "guest" } else { "user" };
     s.metrics.joins.get_or_create(&JoinLabels { kind }).inc();
     Ok(json!({
@@ -240,7 +234,7 @@ async fn admit(
         "identity": identity,
         "name": name,
         "role": role.as_str(),
-        "expiresIn": s.rooms.join_token_ttl.as_secs(),
+        "expiresIn": ttl.as_secs(),
     }))
 }
 

@@ -37,6 +37,11 @@ pub struct LiveKitStatus {
     pub next_start_in_ms: Option<u64>,
     pub config_file: Option<String>,
     pub warnings: Vec<String>,
+    /// Config keys a reload changed that LiveKit takes only by restarting, which waits until no
+    /// meeting is live (or an admin forces it).
+    pub pending_restart: Vec<String>,
+    /// Why the last reload was refused; cleared by the next one that succeeds.
+    pub reload_refused: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,6 +67,8 @@ impl LiveKitStatus {
             next_start_in_ms: None,
             config_file: None,
             warnings: Vec::new(),
+            pending_restart: Vec::new(),
+            reload_refused: None,
         }
     }
 
@@ -114,10 +121,29 @@ impl LiveKitStatus {
             None => "ready".to_string(),
             Some(r) => first_line(&r, 300),
         };
-        format!(
+        let mut line = format!(
             "LiveKit {version} ({mode}, {place}{node}): {state}; restarts: {}",
             self.restarts
-        )
+        );
+        if let Some(pending) = self.pending() {
+            line.push_str("; ");
+            line.push_str(&pending);
+        }
+        if let Some(refused) = &self.reload_refused {
+            line.push_str("; reload refused, running config kept: ");
+            line.push_str(&first_line(refused, 300));
+        }
+        line
+    }
+
+    /// "LiveKit restart pending: <keys>" while a reload waits for the meetings to end.
+    pub fn pending(&self) -> Option<String> {
+        (!self.pending_restart.is_empty()).then(|| {
+            format!(
+                "LiveKit restart pending: {}",
+                self.pending_restart.join(", ")
+            )
+        })
     }
 }
 
@@ -151,6 +177,14 @@ mod tests {
         let line = s.summary();
         assert!(
             line.contains("restarting (restart 3): port 7880 is already in use"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+        s.pending_restart = vec!["livekit.rtcTcpPort".into(), "livekit.nodeIP".into()];
+        s.reload_refused = Some("2 problem(s): rooms.joinTokenTtl: not a duration\nmore".into());
+        let line = s.summary();
+        assert!(
+            line.contains("; LiveKit restart pending: livekit.rtcTcpPort, livekit.nodeIP; reload refused, running config kept: 2 problem(s): rooms.joinTokenTtl"),
             "{line}"
         );
         assert!(!line.contains('\n'));

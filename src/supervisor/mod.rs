@@ -6,9 +6,10 @@ mod child;
 pub mod livekit_log;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use backoff::Backoff;
@@ -53,12 +54,43 @@ pub struct Supervisor {
     status: watch::Sender<LiveKitStatus>,
     spawner: Spawner,
     http: reqwest::Client,
+    restart: Restart,
+}
+
+/// Asks the supervisor to stop LiveKit and start it again with a new plan (a reload). Whether
+/// that may happen now (no meeting live) is the caller's decision.
+#[derive(Clone, Default)]
+pub struct Restart(Arc<RestartSlot>);
+
+#[derive(Default)]
+struct RestartSlot {
+    next: Mutex<Option<Plan>>,
+    /// `notify_one` keeps a permit when nobody waits, so a request made while LiveKit is between
+    /// two states is not lost.
+    wake: Notify,
+}
+
+impl Restart {
+    /// Restarts LiveKit with `plan` (the same plan restarts it unchanged).
+    pub fn with_plan(&self, plan: Plan) {
+        *self.0.next.lock().unwrap_or_else(|e| e.into_inner()) = Some(plan);
+        self.0.wake.notify_one();
+    }
+
+    fn take(&self) -> Option<Plan> {
+        self.0.next.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// How one run of LiveKit ended.
 enum Outcome {
     Shutdown,
-    Failed { error: String, ran_for: Duration },
+    /// Stopped to start again with the plan waiting in `Restart`.
+    Restart,
+    Failed {
+        error: String,
+        ran_for: Duration,
+    },
 }
 
 impl Supervisor {
@@ -77,14 +109,28 @@ impl Supervisor {
             status,
             spawner: Spawner::start()?,
             http,
+            restart: Restart::default(),
         })
     }
 
+    /// The handle a reload uses to restart LiveKit with a new plan.
+    pub fn restart_handle(&self) -> Restart {
+        self.restart.clone()
+    }
+
     /// Runs LiveKit until `shutdown` is cancelled, then stops it. Never gives up on its own.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let t = &self.plan.timings;
         let mut backoff = Backoff::new(t.restart_delay, t.restart_delay_max, t.stable_after);
-        while let Outcome::Failed { error, ran_for } = self.run_once(&shutdown).await {
+        loop {
+            let (error, ran_for) = match self.run_once(&shutdown).await {
+                Outcome::Shutdown => break,
+                Outcome::Restart => {
+                    self.adopt_next_plan();
+                    continue;
+                }
+                Outcome::Failed { error, ran_for } => (error, ran_for),
+            };
             let delay = backoff.delay_after(ran_for);
             self.status.send_modify(|s| {
                 s.state = State::Restarting;
@@ -96,6 +142,7 @@ impl Supervisor {
             tracing::error!(retry_in = ?delay, "LiveKit failed: {error}");
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
+                _ = self.restart.0.wake.notified() => self.adopt_next_plan(),
                 _ = shutdown.cancelled() => break,
             }
         }
@@ -104,6 +151,13 @@ impl Supervisor {
             s.pid = None;
             s.next_start_in_ms = None;
         });
+    }
+
+    fn adopt_next_plan(&mut self) {
+        if let Some(plan) = self.restart.take() {
+            self.plan = plan;
+        }
+        tracing::info!("LiveKit starting again with its new config");
     }
 
     async fn run_once(&self, shutdown: &CancellationToken) -> Outcome {
@@ -152,6 +206,7 @@ impl Supervisor {
     async fn supervise(&self, proc: &mut Process, shutdown: &CancellationToken) -> Outcome {
         let ready = tokio::select! {
             r = self.wait_ready(proc) => r,
+            _ = self.restart.0.wake.notified() => return self.stop_to_restart(proc).await,
             _ = shutdown.cancelled() => return self.stop(proc).await,
         };
         if let Err(error) = ready {
@@ -172,8 +227,15 @@ impl Supervisor {
                 ran_for: proc.started.elapsed(),
             },
             _ = self.watch_health() => unreachable!("the health watch never ends"),
+            _ = self.restart.0.wake.notified() => self.stop_to_restart(proc).await,
             _ = shutdown.cancelled() => self.stop(proc).await,
         }
+    }
+
+    async fn stop_to_restart(&self, proc: &mut Process) -> Outcome {
+        tracing::info!(pid = proc.pid, "stopping LiveKit to apply its new config");
+        self.stop(proc).await;
+        Outcome::Restart
     }
 
     async fn stop(&self, proc: &mut Process) -> Outcome {

@@ -19,9 +19,9 @@ const BOOT_BOUND: Duration = Duration::from_secs(90);
 const POWEROFF_BOUND: Duration = Duration::from_secs(30);
 /// The watchdog timeout the test sets with a drop-in (the unit's 30 s would make the run long).
 const TEST_WATCHDOG_SEC: u64 = 3;
-/// `systemctl reload bedrud`: live reload has no ExecReload= yet (its own issue). When it lands,
-/// set this to true: the test then expects the reload to succeed with the same main process.
-const RELOAD_SUPPORTED: bool = false;
+/// `systemctl reload bedrud`: the unit's ExecReload= sends SIGHUP and bedrud answers with the
+/// reload protocol; the test expects the reload to succeed with the same main process.
+const RELOAD_SUPPORTED: bool = true;
 
 /// A booted copy of the clean Debian root: systemd-nspawn runs the root's systemd as PID 1 in
 /// new PID, mount, UTS, IPC and network namespaces (`--private-network`: nothing but its own
@@ -488,10 +488,19 @@ fn deb_under_a_booted_systemd_starts_stops_restarts_and_is_sandboxed() {
     );
 
     // Reload.
+    let cursor = b.cursor();
     let reload = b.sh("systemctl reload bedrud");
     if RELOAD_SUPPORTED {
         assert!(reload.status.success(), "{}", text(&reload));
         assert_eq!(b.main_pid(), pid, "a reload keeps the process");
+        assert_eq!(b.show("ActiveState"), "active", "READY=1 ended the reload");
+        let said = b.journal(Some(&cursor));
+        assert!(
+            said.iter().any(|e| e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("config reloaded (SIGHUP)"))),
+            "no reload line in the journal: {said:?}"
+        );
     } else {
         assert!(
             !reload.status.success() && text(&reload).contains("not applicable"),
