@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 struct Meeting {
     b: Bedrud,
     // Keeps the sandbox (config, data, $TMPDIR) alive as long as bedrud runs.
-    _sb: Sandbox,
+    sb: Sandbox,
 }
 
 /// The helpers of the running bedrud (`call`, `register`, `url`…) are the wrapper's own.
@@ -26,7 +26,7 @@ impl Meeting {
     fn start(extra: &str) -> Meeting {
         require_private_network("meeting");
         let (b, sb) = ready_bedrud(extra);
-        Meeting { b, _sb: sb }
+        Meeting { b, sb }
     }
 
     /// A new account: (access token, LiveKit identity).
@@ -460,7 +460,7 @@ fn without_webhooks_reconciliation_brings_the_state_back() {
     sb.write_config(&sb.embedded_config(LIVEKIT, &extra));
     let mut b = sb.start(&[]);
     b.wait_ready();
-    let mut m = Meeting { b, _sb: sb };
+    let mut m = Meeting { b, sb };
     let (alice, alice_id) = m.user("alice@example.test");
     m.room(&alice, json!({"name": "quiet"}));
     let mut part = m.connect(&alice, "quiet", &[]);
@@ -493,7 +493,7 @@ fn without_webhooks_reconciliation_removes_the_banned_and_holds_room_limits() {
     let config = sb.write_config(&sb.embedded_config(LIVEKIT, &extra));
     let mut b = sb.start(&[]);
     b.wait_ready();
-    let mut m = Meeting { b, _sb: sb };
+    let mut m = Meeting { b, sb };
     let (alice, _) = m.user("alice@example.test");
     let (bob, bob_id) = m.user("bob@example.test");
     m.room(&alice, json!({"name": "quiet", "maxParticipants": 7}));
@@ -577,4 +577,131 @@ fn after_a_livekit_restart_stale_presence_is_cleared() {
     let (_, ready) = m.b.ready().unwrap();
     assert_eq!(ready["livekit"]["restarts"], 1);
     drop(p);
+}
+
+/// The lines of bedrud's log that report a reload, applied or refused.
+fn reloads(m: &Meeting) -> Vec<String> {
+    m.logs()
+        .lines()
+        .filter(|l| l.contains("config reloaded (") || l.contains("config reload ("))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Writes the config as an editor does (rename over it) and waits for the reload it causes.
+fn edit_config(m: &mut Meeting, text: &str) -> String {
+    let before = reloads(m).len();
+    let path = m.sb.config_path();
+    let tmp = path.with_extension("swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let line = m.b.wait_for("the reload", |b| {
+        let all: Vec<String> = b
+            .logs()
+            .lines()
+            .filter(|l| l.contains("config reloaded (") || l.contains("config reload ("))
+            .map(str::to_string)
+            .collect();
+        all.get(before).cloned()
+    });
+    line
+}
+
+/// Live reload in a meeting: a config reload and a refused one leave every participant connected
+/// in the same session (no reconnect, no participant_left); a change LiveKit must restart for
+/// waits while the meeting is live, and is applied once it ends.
+#[test]
+fn a_reload_during_a_meeting_keeps_everyone_and_a_livekit_change_waits_for_its_end() {
+    let mut m = Meeting::start(WEBHOOKS_ONLY);
+    let base = std::fs::read_to_string(m.sb.config_path()).unwrap();
+    let (alice, alice_id) = m.user("alice@example.test");
+    let (bob, bob_id) = m.user("bob@example.test");
+    m.room(&alice, json!({"name": "reloaded"}));
+    let mut pa = m.connect(&alice, "reloaded", &[]);
+    let mut pb = m.connect(&bob, "reloaded", &["--no-publish"]);
+    let sessions = [
+        pa.wait_event("connected", |_| true)["sid"].clone(),
+        pb.wait_event("connected", |_| true)["sid"].clone(),
+    ];
+    pa.wait_event("published", |e| e["source"] == "microphone");
+    m.wait_present(&alice, "reloaded", &alice_id, true);
+    m.wait_present(&alice, "reloaded", &bob_id, true);
+    let livekit = m.b.livekit_pid();
+    let left = r#"bedrud_webhook_events_total{event="participant_left",outcome="applied"}"#;
+    let left_before = m.metric(left);
+    let admin = m.b.admin_token().expect("an admin token");
+
+    // A live change: applied at once, in the meeting.
+    let live = base.clone() + "auth:\n  allowRegistration: false\n";
+    let line = edit_config(&mut m, &live);
+    assert!(line.contains("applied: auth.allowRegistration"), "{line}");
+    let body = json!({"email": "carol@example.test", "password": "correct horse battery", "name": "carol"});
+    assert_eq!(
+        m.call("POST", "/api/auth/register", None, Some(body)).0,
+        403
+    );
+
+    // A change LiveKit restarts for: pending while the meeting is live.
+    let restart = live.replacen("livekit:\n", "livekit:\n  logLevel: debug\n", 1);
+    let line = edit_config(&mut m, &restart);
+    assert!(
+        line.contains("LiveKit restart pending: livekit.logLevel"),
+        "{line}"
+    );
+    let (st, lk) = m.call("GET", "/api/admin/livekit", Some(&admin), None);
+    assert_eq!(st, 200, "{lk}");
+    assert_eq!(
+        lk["pending"], "LiveKit restart pending: livekit.logLevel",
+        "{lk}"
+    );
+    let (_, ready) = m.b.ready().unwrap();
+    assert_eq!(
+        ready["livekit"]["pendingRestart"][0], "livekit.logLevel",
+        "{ready}"
+    );
+
+    // A config with a problem: refused, the meeting and the pending restart untouched.
+    let broken = restart.replace("reconcileInterval: 1h", "reconcileInterval: soon");
+    let line = edit_config(&mut m, &broken);
+    assert!(
+        line.contains("refused") && line.contains("rooms.reconcileInterval"),
+        "{line}"
+    );
+
+    // Everyone is still in the same session, and LiveKit was not restarted under them.
+    for (p, sid) in [(&mut pa, &sessions[0]), (&mut pb, &sessions[1])] {
+        p.send("state");
+        let state = p.wait_event("state", |_| true);
+        assert_eq!(state["connection_state"], "CONN_CONNECTED", "{state}");
+        assert_eq!(&state["sid"], sid, "the same session");
+        for gone in ["reconnecting", "disconnected"] {
+            assert!(!p.has_event(gone), "{gone}: {:?}", p.events());
+        }
+    }
+    assert_eq!(m.metric(left), left_before, "no participant_left");
+    assert_eq!(
+        m.b.livekit_pid(),
+        livekit,
+        "LiveKit restarted during the meeting"
+    );
+    let (_, lk) = m.call("GET", "/api/admin/livekit", Some(&admin), None);
+    assert_eq!(
+        lk["pending"], "LiveKit restart pending: livekit.logLevel",
+        "{lk}"
+    );
+
+    // The meeting ends: the pending restart is applied.
+    pa.send("leave");
+    pb.send("leave");
+    assert!(pa.wait_exit().success() && pb.wait_exit().success());
+    m.b.wait_for("the pending LiveKit restart", |b| {
+        let restarted = b
+            .logs()
+            .contains("restarting LiveKit (no meeting live) to apply: livekit.logLevel");
+        let (st, r) = b.ready()?;
+        let pid = r["livekit"]["pid"].as_u64()?;
+        (restarted && st == 200 && pid != u64::from(livekit)).then_some(())
+    });
+    let (_, lk) = m.call("GET", "/api/admin/livekit", Some(&admin), None);
+    assert!(lk["pending"].is_null(), "{lk}");
 }

@@ -217,3 +217,39 @@ fn a_renamed_config_and_a_renewed_certificate_apply_without_a_restart() {
     assert!(alive(pid));
     assert!(b.terminate().success());
 }
+
+#[test]
+fn bedrud_livekit_restart_restarts_the_running_livekit_through_the_admin_api() {
+    let sb = Sandbox::new();
+    let config = sb.write_config(&sb.embedded_config(LIVEKIT, ""));
+    let mut b = sb.start(&[]);
+    b.wait_ready();
+    let livekit = b.livekit_pid();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bedrud"))
+            .args(["livekit", "restart", "--config"])
+            .arg(&config)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .output()
+            .unwrap()
+    };
+    // The harness made an admin account (it reads /ready's details as one): the command
+    // signs its request as that account.
+    b.admin_token().expect("an admin account");
+    let out = run();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("LiveKit is restarting"), "{said}");
+    b.wait_for("a new LiveKit", |b| {
+        let (st, r) = b.ready()?;
+        let pid = r["livekit"]["pid"].as_u64()?;
+        (st == 200 && pid != u64::from(livekit)).then_some(())
+    });
+    assert!(b.logs().contains("LiveKit restart forced by an admin"));
+    // The API refuses anyone but an admin.
+    let (access, _, _) = b.register("someone@reload.test");
+    let (st, _) = b.call("POST", "/api/admin/livekit/restart", Some(&access), None);
+    assert_eq!(st, 403);
+    assert!(b.terminate().success());
+}

@@ -266,11 +266,13 @@ impl Reloader {
                 tracing::info!("config reloaded ({trigger}): {report}");
             }
             Err(refused) => {
+                // One line, every problem on it: the journal and STATUS= show it whole.
+                let refused = refused.lines().map(str::trim).collect::<Vec<_>>().join(" ");
                 tracing::error!(
                     "config reload ({trigger}) refused, running config kept: {refused}"
                 );
                 self.status
-                    .send_modify(|s| s.reload_refused = Some(refused.replace('\n', " ")));
+                    .send_modify(|s| s.reload_refused = Some(refused));
             }
         }
         systemd::reloaded(&self.status.borrow().summary());

@@ -164,6 +164,7 @@ class Participant:
         emit(
             "state",
             identity=lp.identity,
+            sid=lp.sid,
             connection_state=rtc.ConnectionState.Name(self.room.connection_state),
             permissions=permissions(lp.permissions),
             tracks=[
