@@ -36,8 +36,16 @@ impl ApiCertificate {
     /// Reads `server.certFile` and `server.keyFile`.
     pub async fn load(files: &TlsFiles) -> Result<ApiCertificate, TlsError> {
         let (cert, key) = read(files).await?;
-        let digest = digest(&cert, &key);
-        let rustls = RustlsConfig::from_pem(cert, key)
+        ApiCertificate::from_pem(cert, key).await
+    }
+
+    /// A certificate chain (leaf first) and its key held in memory (ACME).
+    pub async fn from_pem(
+        cert_chain_pem: Vec<u8>,
+        key_pem: Vec<u8>,
+    ) -> Result<ApiCertificate, TlsError> {
+        let digest = digest(&cert_chain_pem, &key_pem);
+        let rustls = RustlsConfig::from_pem(cert_chain_pem, key_pem)
             .await
             .map_err(TlsError::Invalid)?;
         Ok(ApiCertificate {

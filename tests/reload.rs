@@ -239,7 +239,11 @@ fn bedrud_livekit_restart_restarts_the_running_livekit_through_the_admin_api() {
     b.admin_token().expect("an admin account");
     let out = run();
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(said.contains("LiveKit is restarting"), "{said}");
     b.wait_for("a new LiveKit", |b| {
         let (st, r) = b.ready()?;
