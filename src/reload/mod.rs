@@ -231,20 +231,22 @@ impl Reloader {
         match request {
             Request::LiveKitRestart { reason } => {
                 let Some(lk) = &self.livekit else { return };
-                let plan = match self.plan_for(&self.running, lk).await {
+                // On top of a restart already pending, with the config that one brings.
+                let (config, mut keys) = match &self.pending {
+                    Some(p) => (p.config.clone(), p.keys.clone()),
+                    None => (self.running.clone(), Vec::new()),
+                };
+                let plan = match self.plan_for(&config, lk).await {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::error!("LiveKit restart ({reason}) not possible: {e:#}");
                         return;
                     }
                 };
-                let mut keys = self.pending.take().map(|p| p.keys).unwrap_or_default();
-                keys.push(reason.clone());
-                self.set_pending(Some(Pending {
-                    plan,
-                    config: self.running.clone(),
-                    keys,
-                }));
+                if !keys.contains(&reason) {
+                    keys.push(reason.clone());
+                }
+                self.set_pending(Some(Pending { plan, config, keys }));
                 tracing::info!(
                     "LiveKit restart requested ({reason}): waiting until no meeting is live"
                 );
