@@ -258,3 +258,45 @@ fn obtains_serves_and_renews_a_certificate_without_restarting() {
     );
     bedrud.terminate();
 }
+
+#[test]
+fn a_ca_that_does_not_answer_is_retried_later_while_the_placeholder_serves() {
+    let sandbox = Sandbox::new();
+    // Nothing listens at this directory: every order fails.
+    let acme = format!(
+        "server:\n  host: {DOMAIN}\n  enableTLS: true\n  acme:\n    enabled: true\n\
+         \x20   directoryUrl: https://127.0.0.1:{closed}/dir\n    directoryCaFile: {ca}\n    httpPort: {http01}\n",
+        closed = free_port(false),
+        ca = Pebble::https_ca().display(),
+        http01 = free_port(false),
+    );
+    let config = sandbox
+        .embedded_config(LIVEKIT, "")
+        .replacen("server:\n", &acme, 1);
+    sandbox.write_config(&config);
+    let mut bedrud = sandbox.start_with_tls(&[], true);
+    let status_file = sandbox.path().join("data/acme/status.json");
+    let status = bedrud.wait_for("a failed order in status.json", |_| {
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&status_file).ok()?).ok()?;
+        s["lastError"].is_string().then_some(s)
+    });
+    let (attempt, next) = (
+        status["lastAttempt"].as_u64().unwrap(),
+        status["nextAttempt"].as_u64().unwrap(),
+    );
+    assert!(next >= attempt + 100, "retry backs off: {status}");
+    assert!(status["lastSuccess"].is_null(), "{status}");
+    let logs = bedrud.logs();
+    assert!(
+        logs.contains("ACME: cannot obtain a certificate") && logs.contains("keeps serving"),
+        "{logs}"
+    );
+    // Still up, on the self-signed placeholder for the name.
+    bedrud.wait_ready();
+    let placeholder = std::fs::read(sandbox.path().join("data/acme/certificate.pem")).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&placeholder).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    assert_eq!(cert.issuer(), cert.subject(), "self-signed placeholder");
+    bedrud.terminate();
+}
