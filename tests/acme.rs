@@ -1,7 +1,9 @@
 //! Automatic HTTPS against Pebble, Let's Encrypt's test CA, on loopback: bedrud obtains a
 //! certificate for a `.test` name over HTTP-01, serves it (checked with a TLS client that trusts
 //! only Pebble's root), and when the short-lived certificate is due, renews it and serves the
-//! new one from the same process, while a connection opened before keeps working.
+//! new one from the same process, while connections opened before keep working: a keep-alive
+//! HTTPS connection, and a meeting's signaling WebSocket to LiveKit through bedrud's `/livekit`
+//! proxy (pinged end to end after the renewal; LiveKit is not restarted).
 
 mod common;
 
@@ -12,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, mode, Sandbox, LIVEKIT, PATIENCE};
+use common::{free_port, mode, Api, Sandbox, LIVEKIT, PATIENCE};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -170,6 +172,61 @@ impl Tls {
         (cert.raw_serial_as_string(), cert.issuer().to_string())
     }
 
+    /// Upgrades this connection to a WebSocket at `path` (LiveKit's signaling, through bedrud's
+    /// `/livekit` proxy); the header is read byte by byte so that no frame after it is lost.
+    fn websocket(&mut self, host: &str, path: &str) {
+        write!(
+            self.stream,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        self.stream.flush().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            self.stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    }
+
+    /// Sends a WebSocket ping and reads frames until its pong: the signaling connection is
+    /// still open end to end (client → bedrud → LiveKit and back). A close frame fails.
+    fn ping(&mut self, payload: &[u8; 4]) {
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x89, 0x80 | 4];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().zip(mask).map(|(b, m)| b ^ m));
+        self.stream.write_all(&frame).unwrap();
+        self.stream.flush().unwrap();
+        loop {
+            let mut head = [0u8; 2];
+            self.stream.read_exact(&mut head).unwrap();
+            let opcode = head[0] & 0x0f;
+            let len = match head[1] & 0x7f {
+                126 => {
+                    let mut l = [0u8; 2];
+                    self.stream.read_exact(&mut l).unwrap();
+                    u16::from_be_bytes(l) as usize
+                }
+                127 => {
+                    let mut l = [0u8; 8];
+                    self.stream.read_exact(&mut l).unwrap();
+                    u64::from_be_bytes(l) as usize
+                }
+                n => n as usize,
+            };
+            let mut body = vec![0; len];
+            self.stream.read_exact(&mut body).unwrap();
+            assert_ne!(opcode, 0x8, "the signaling WebSocket was closed: {body:?}");
+            if opcode == 0xA && body == payload {
+                return;
+            }
+        }
+    }
+
     /// A keep-alive `GET`; the connection stays open for the next one.
     fn get(&mut self, host: &str, path: &str) -> String {
         write!(self.stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
@@ -223,6 +280,39 @@ fn obtains_serves_and_renews_a_certificate_without_restarting() {
     assert!(issuer.contains("Pebble"), "issuer {issuer}");
     assert!(!first.get(DOMAIN, "/health").is_empty());
 
+    // A meeting's signaling: a WebSocket to LiveKit through bedrud's TLS listener, opened on
+    // the first certificate. It must outlive the renewal.
+    let (user, _, _) = bedrud.register("alice@bedrud.test");
+    let (code, r) = bedrud.call(
+        "POST",
+        "/api/room/create",
+        Some(&user),
+        Some(serde_json::json!({"name": "standup"})),
+    );
+    assert_eq!(code, 201, "{r}");
+    let (code, join) = bedrud.call(
+        "POST",
+        "/api/room/join",
+        Some(&user),
+        Some(serde_json::json!({"roomName": "standup"})),
+    );
+    assert_eq!(code, 200, "{join}");
+    assert_eq!(
+        join["livekitHost"],
+        format!("wss://{DOMAIN}:{port}/livekit"),
+        "{join}"
+    );
+    let mut signaling = Tls::connect(port, DOMAIN, root.clone());
+    signaling.websocket(
+        DOMAIN,
+        &format!(
+            "/livekit/rtc?access_token={}&auto_subscribe=1&protocol=15",
+            join["token"].as_str().unwrap()
+        ),
+    );
+    signaling.ping(b"pre1");
+    let livekit_pid = bedrud.livekit_pid();
+
     let acme_dir = sandbox.path().join("data/acme");
     for file in ["account.json", "certificate.pem", "key.pem", "status.json"] {
         assert_eq!(mode(&acme_dir.join(file)), 0o600, "{file}");
@@ -247,6 +337,13 @@ fn obtains_serves_and_renews_a_certificate_without_restarting() {
     assert!(!first.get(DOMAIN, "/health").is_empty());
     assert_eq!(first.peer().0, serial);
     assert_ne!(new_serial, serial);
+    signaling.ping(b"post");
+    assert_eq!(signaling.peer().0, serial);
+    assert_eq!(
+        bedrud.livekit_pid(),
+        livekit_pid,
+        "LiveKit was not restarted"
+    );
     let logs = bedrud.logs();
     assert!(
         logs.matches("ACME: new certificate installed").count() >= 2,
