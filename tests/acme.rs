@@ -371,6 +371,14 @@ fn a_ca_that_does_not_answer_is_retried_later_while_the_placeholder_serves() {
         .embedded_config(LIVEKIT, "")
         .replacen("server:\n", &acme, 1);
     sandbox.write_config(&config);
+    // Left by a crash between the two writes of a renewal: a certificate and a key that do not
+    // belong together. bedrud must not refuse to start over it.
+    let acme_dir = sandbox.path().join("data/acme");
+    std::fs::create_dir_all(&acme_dir).unwrap();
+    let one = rcgen::generate_simple_self_signed(vec![DOMAIN.to_string()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec![DOMAIN.to_string()]).unwrap();
+    std::fs::write(acme_dir.join("certificate.pem"), one.cert.pem()).unwrap();
+    std::fs::write(acme_dir.join("key.pem"), other.signing_key.serialize_pem()).unwrap();
     let mut bedrud = sandbox.start_with_tls(&[], true);
     let status_file = sandbox.path().join("data/acme/status.json");
     let status = bedrud.wait_for("a failed order in status.json", |_| {
@@ -395,5 +403,10 @@ fn a_ca_that_does_not_answer_is_retried_later_while_the_placeholder_serves() {
     let (_, pem) = x509_parser::pem::parse_x509_pem(&placeholder).unwrap();
     let cert = pem.parse_x509().unwrap();
     assert_eq!(cert.issuer(), cert.subject(), "self-signed placeholder");
+    assert!(
+        cert.subject().to_string().contains("placeholder"),
+        "{}",
+        cert.subject()
+    );
     bedrud.terminate();
 }

@@ -113,11 +113,15 @@ pub fn prepare(acme: &Acme, bind: std::net::IpAddr) -> anyhow::Result<Prepared> 
         )
     })?;
     let files = acme.files();
-    let usable = std::fs::read(&files.cert_file)
-        .ok()
-        .and_then(|pem| certificate::inspect(&pem).ok())
-        .is_some()
-        && files.key_file.is_file();
+    let usable = match (
+        std::fs::read(&files.cert_file),
+        std::fs::read(&files.key_file),
+    ) {
+        (Ok(cert), Ok(key)) => {
+            certificate::inspect(&cert).is_ok() && certificate::key_matches(&cert, &key)
+        }
+        _ => false,
+    };
     if !usable {
         let (cert, key) = certificate::placeholder(&acme.domain)?;
         write_private(&files.key_file, key.as_bytes())?;

@@ -109,6 +109,26 @@ pub fn inspect(pem: &[u8]) -> Result<CertificateInfo, CertificateError> {
     })
 }
 
+/// Whether `key_pem` is the private key of the first certificate in `chain_pem`: two files
+/// replaced one after the other can disagree after a crash between the two writes.
+pub fn key_matches(chain_pem: &[u8], key_pem: &[u8]) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Ok(chain) = CertificateDer::pem_slice_iter(chain_pem).collect::<Result<Vec<_>, _>>() else {
+        return false;
+    };
+    let Ok(key) = PrivateKeyDer::from_pem_slice(key_pem) else {
+        return false;
+    };
+    let Ok(signing_key) = rustls::crypto::ring::sign::any_supported_type(&key) else {
+        return false;
+    };
+    !chain.is_empty()
+        && rustls::sign::CertifiedKey::new(chain, signing_key)
+            .keys_match()
+            .is_ok()
+}
+
 /// A self-signed certificate for `domain`, valid for a day: what the API serves until ACME has
 /// delivered the real one, so that bedrud can start (and answer the CA) before it has one.
 pub fn placeholder(domain: &str) -> Result<(String, String), CertificateError> {
@@ -135,7 +155,10 @@ mod tests {
 
     #[test]
     fn placeholder_is_self_signed_for_the_domain_and_due_for_renewal_at_two_thirds() {
-        let (cert, _key) = placeholder("meet.example.test").unwrap();
+        let (cert, key) = placeholder("meet.example.test").unwrap();
+        assert!(key_matches(cert.as_bytes(), key.as_bytes()));
+        let (_, other_key) = placeholder("meet.example.test").unwrap();
+        assert!(!key_matches(cert.as_bytes(), other_key.as_bytes()));
         let info = inspect(cert.as_bytes()).unwrap();
         assert!(info.self_signed);
         assert!(info.covers("meet.example.test"));
