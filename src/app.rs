@@ -30,7 +30,7 @@ use crate::rooms::RoomDirectory;
 use crate::secret::Secret;
 use crate::store::{self, Store};
 use crate::supervisor::Supervisor;
-use crate::tls::ApiCertificate;
+use crate::tls::{acme, acme::AcmeStatus, ApiCertificate};
 
 /// How long in-flight HTTP requests get once LiveKit has stopped.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
@@ -50,6 +50,15 @@ pub struct Application {
     reloader: Reloader,
     /// SIGHUP, caught from `build()` on so that a reload sent early cannot kill bedrud.
     hangups: tokio::signal::unix::Signal,
+    /// `server.acme`: the HTTP-01 listener and what keeps the certificate renewed.
+    acme: Option<AcmeRunner>,
+}
+
+/// Prepared in `build()`, started by `run()`.
+struct AcmeRunner {
+    http01: std::net::TcpListener,
+    https_origin: String,
+    renewer: acme::Renewer,
 }
 
 /// What follows LiveKit once `run()` starts: the supervisor of an embedded LiveKit (prepared,
@@ -92,8 +101,16 @@ impl Application {
         crate::host::memory::return_large_blocks();
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("cannot catch SIGHUP")?;
+        let acme_prepared = match &config.server.acme {
+            Some(a) => Some(acme::prepare(a, config.server.bind_address)?),
+            None => None,
+        };
         let tls = match &config.server.tls {
-            Some(files) => Some(ApiCertificate::load(files).await?),
+            Some(files) => Some(
+                ApiCertificate::load(files)
+                    .await
+                    .with_context(|| tls_keys(&config))?,
+            ),
             None => None,
         };
         let store = open_store(&config).await?;
@@ -122,6 +139,7 @@ impl Application {
         let config = Arc::new(config);
         let (snapshot, snapshot_rx) = watch::channel(config.clone());
         let (reload_handle, requests) = reload::channel(tls.clone(), prepared.control.is_some());
+        let (acme_status, acme_watch) = watch::channel(AcmeStatus::default());
         let state = state(
             &config,
             snapshot_rx.clone(),
@@ -130,8 +148,24 @@ impl Application {
             (port, prepared.port),
             credentials.clone(),
             &jwt_secret,
-            reload_handle,
+            reload_handle.clone(),
+            config.server.acme.is_some().then_some(acme_watch),
         );
+        let acme = match (acme_prepared, &config.server.acme, &tls) {
+            (Some(p), Some(a), Some(t)) => Some(AcmeRunner {
+                http01: p.http01,
+                https_origin: https_origin(&a.domain, port),
+                renewer: acme::Renewer {
+                    acme: a.clone(),
+                    tls: t.clone(),
+                    reload: reload_handle.clone(),
+                    tokens: p.tokens,
+                    status: acme_status,
+                    turn_tls: turn_tls(&config),
+                },
+            }),
+            _ => None,
+        };
         let reconciler = Reconciler {
             store: store.clone(),
             livekit: state.livekit.clone(),
@@ -168,6 +202,7 @@ impl Application {
             reconciler,
             reloader,
             hangups,
+            acme,
         })
     }
 
@@ -191,6 +226,7 @@ impl Application {
             reconciler,
             reloader,
             hangups,
+            acme,
         } = self;
         let stop_livekit = CancellationToken::new();
         let stop_background = CancellationToken::new();
@@ -202,6 +238,17 @@ impl Application {
         });
         // Stopped with LiveKit: no reload may restart LiveKit while it is being stopped.
         let reload_task = tokio::spawn(reloader.run(hangups, stop_livekit.clone()));
+
+        let acme_tasks = acme.map(|a| {
+            let http01 = tokio::spawn(crate::tls::http01::serve(
+                a.http01,
+                a.renewer.tokens.clone(),
+                a.https_origin,
+                stop_background.clone(),
+            ));
+            let renewer = tokio::spawn(a.renewer.run(stop_background.clone()));
+            (http01, renewer)
+        });
 
         let handle = axum_server::Handle::new();
         let limits = config.server.limits;
@@ -248,6 +295,12 @@ impl Application {
         if ended != Some(Task::Reconciler) {
             let _ = reconcile_task.await;
         }
+        if let Some((http01, renewer)) = acme_tasks {
+            if let Ok(Err(e)) = http01.await {
+                tracing::warn!("ACME's HTTP-01 listener failed: {e}");
+            }
+            let _ = renewer.await;
+        }
         let _ = notifier.await;
         store.close().await;
         result
@@ -280,6 +333,34 @@ fn ended(what: &str, r: Result<Result<(), String>, tokio::task::JoinError>) -> a
     }
 }
 
+/// The keys an administrator would look at when the API's certificate cannot be loaded.
+fn tls_keys(config: &Config) -> &'static str {
+    if config.server.acme.is_some() {
+        "server.acme: the files bedrud keeps in <server.dataDir>/acme"
+    } else {
+        "server.certFile, server.keyFile"
+    }
+}
+
+/// Where ACME's HTTP listener sends everything but challenge answers.
+fn https_origin(domain: &str, port: u16) -> String {
+    match port {
+        443 => format!("https://{domain}"),
+        p => format!("https://{domain}:{p}"),
+    }
+}
+
+/// Whether the generated LiveKit config serves TURN/TLS with the API's certificate.
+fn turn_tls(config: &Config) -> bool {
+    match &config.livekit.mode {
+        Mode::Embedded(e) if e.static_config.is_none() => matches!(
+            crate::config::ports::turn_tls(&config.server, e),
+            crate::config::ports::TurnTls::On { .. }
+        ),
+        _ => false,
+    }
+}
+
 /// A secret from the resolver (which may create it: this is `serve`), saying when it was new.
 fn secret<T>(
     resolved: Result<(T, Origin), keys::KeysError>,
@@ -304,6 +385,7 @@ fn state(
     creds: Credentials,
     jwt_secret: &Secret,
     reload: reload::ReloadHandle,
+    acme_status: Option<watch::Receiver<AcmeStatus>>,
 ) -> AppState {
     let internal = c
         .livekit
@@ -351,6 +433,7 @@ fn state(
         login_limiter: RateLimiter::new(c.auth.login_attempts_per_minute),
         address_limiter: RateLimiter::new(http::address_limit(c.auth.login_attempts_per_minute)),
         register_limiter: RateLimiter::new(c.auth.registrations_per_minute),
+        acme_status,
         directory,
         webhook_warning: Default::default(),
         reload: Some(reload),

@@ -63,6 +63,8 @@ pub struct Shared {
     pub directory: Arc<RoomDirectory>,
     /// Set by reconciliation when LiveKit has activity but no webhook ever arrived.
     pub webhook_warning: Arc<Mutex<Option<String>>>,
+    /// `server.acme`: the last certificate order and the next one.
+    pub acme_status: Option<watch::Receiver<crate::tls::acme::AcmeStatus>>,
     /// Reaches the reloader (a forced LiveKit restart); `None` when bedrud runs no LiveKit, and
     /// in tests that build the state without one.
     pub reload: Option<crate::reload::ReloadHandle>,
