@@ -5,17 +5,14 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use base64::Engine;
+use common::webhooks::{participant_event, post_all, Signed};
 use common::*;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 const USERS: usize = 200;
 const WRK_SECONDS: u32 = 10;
@@ -32,6 +29,7 @@ fn main() {
         "bedrud {} ({build} build), livekit-server {LIVEKIT}",
         env!("CARGO_PKG_VERSION")
     );
+    println!("machine: {}", machine());
     for db in ["sqlite", "postgres"] {
         if db == "postgres" && std::env::var("BEDRUD_TEST_POSTGRES").is_err() {
             println!("(postgres skipped: set BEDRUD_TEST_POSTGRES, see scripts/postgres.sh)");
@@ -65,6 +63,35 @@ fn run(db: &str) {
     println!("\n## {db}\n");
     joins(&b, &tokens);
     webhooks(&b);
+}
+
+/// CPU model and count, and memory: the figures mean nothing without them.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let cores = cpu.lines().filter(|l| l.starts_with("processor")).count();
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total = mem
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("?");
+    format!("{model}, {cores} cores, MemTotal {total} kB")
+}
+
+/// The 1-minute load average now: others may share the machine.
+fn load() -> String {
+    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "load average {}",
+        l.split_whitespace().next().unwrap_or("?")
+    )
 }
 
 /// Registers USERS accounts and returns their access tokens.
@@ -108,7 +135,7 @@ fn joins(b: &Bedrud, tokens: &[String]) {
         .output()
         .expect("wrk is not installed: apt-get install wrk");
     let text = String::from_utf8_lossy(&out.stdout);
-    println!("join (POST /api/room/join, {USERS} users, 64 keep-alive connections, {WRK_SECONDS} s, wrk):");
+    println!("join (POST /api/room/join, {USERS} users, 64 keep-alive connections, {WRK_SECONDS} s, wrk; {} before):", load());
     for line in text.lines() {
         let l = line.trim();
         if l.starts_with("Requests/sec")
@@ -124,87 +151,37 @@ fn joins(b: &Bedrud, tokens: &[String]) {
 
 /// Posts WEBHOOK_EVENTS distinct signed events over keep-alive connections.
 fn webhooks(b: &Bedrud) {
-    let bodies: Vec<(Vec<u8>, String)> = (0..WEBHOOK_EVENTS)
+    let events: Vec<Signed> = (0..WEBHOOK_EVENTS)
         .map(|i| {
             let identity = format!("u_{}", i / 2);
-            let event = if i % 2 == 0 { "participant_joined" } else { "participant_left" };
-            let body = json!({"event": event, "id": format!("EV_{i}"), "room": {"sid": "RM_b", "name": "bench"},
-                "participant": {"sid": format!("PA_{}", i / 2), "identity": identity, "state": "ACTIVE", "joinedAt": "1700000001"}})
-            .to_string()
-            .into_bytes();
-            let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
-            let jwt = livekit_api::access_token::AccessToken::with_api_key("APItest", SECRET)
-                .with_sha256(&hash)
-                .with_ttl(Duration::from_secs(600))
-                .to_jwt()
-                .unwrap();
-            (body, jwt)
+            let event = if i % 2 == 0 {
+                "participant_joined"
+            } else {
+                "participant_left"
+            };
+            Signed::new(
+                participant_event(event, &format!("EV_{i}"), "bench", &identity),
+                SECRET,
+            )
         })
         .collect();
-    let bodies = Arc::new(bodies);
-    let next = Arc::new(AtomicUsize::new(0));
+    let events = Arc::new(events);
+    let (next, acked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let port = b.api_port;
     let start = Instant::now();
     let workers: Vec<_> = (0..WEBHOOK_CONNECTIONS)
         .map(|_| {
-            let (bodies, next) = (bodies.clone(), next.clone());
-            std::thread::spawn(move || post_all(port, &bodies, &next))
+            let (events, next, acked) = (events.clone(), next.clone(), acked.clone());
+            std::thread::spawn(move || post_all(port, &events, &next, &acked).len())
         })
         .collect();
     let ok: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
     let took = start.elapsed();
     assert_eq!(ok, WEBHOOK_EVENTS, "every event must be stored");
     println!(
-        "webhook ingest ({WEBHOOK_EVENTS} signed events, {WEBHOOK_CONNECTIONS} keep-alive connections): {:.0} events/s stored ({:.2} s)",
+        "webhook ingest ({WEBHOOK_EVENTS} signed events, {WEBHOOK_CONNECTIONS} keep-alive connections): {:.0} events/s stored ({:.2} s; {} after)",
         WEBHOOK_EVENTS as f64 / took.as_secs_f64(),
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        load()
     );
-}
-
-/// A minimal HTTP/1.1 keep-alive client: the load generator must cost less than the server.
-fn post_all(port: u16, bodies: &[(Vec<u8>, String)], next: &AtomicUsize) -> usize {
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut ok = 0;
-    loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some((body, jwt)) = bodies.get(i) else {
-            return ok;
-        };
-        let head = format!(
-            "POST /api/livekit/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {jwt}\r\nContent-Type: application/webhook+json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        writer.write_all(head.as_bytes()).unwrap();
-        writer.write_all(body).unwrap();
-        let (status, len) = read_head(&mut reader);
-        let mut sink = vec![0; len];
-        reader.read_exact(&mut sink).unwrap();
-        if status == 200 {
-            ok += 1;
-        }
-    }
-}
-
-fn read_head(r: &mut impl BufRead) -> (u16, usize) {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut len = 0;
-    loop {
-        line.clear();
-        r.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            return (status, len);
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap();
-        }
-    }
 }

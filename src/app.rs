@@ -417,6 +417,7 @@ fn state(
     ));
     AppState::new(Shared {
         store: store.clone(),
+        events: crate::store::EventLog::start(store.clone()),
         auth: Auth::new(
             jwt_secret,
             c.auth.access_token_ttl,

@@ -5,10 +5,12 @@
 
 mod common;
 
-use base64::Engine;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+use common::webhooks::{participant_event, post_all, sign, Signed};
 use common::*;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 /// A real bedrud with its real embedded LiveKit, for what touches LiveKit (joins, admin status).
 struct Real {
@@ -40,15 +42,6 @@ fn webhook(api: &impl Api, body: &[u8], auth: Option<String>) -> (u16, Value) {
         &[("Authorization", auth)],
         Some(body.to_vec()),
     )
-}
-
-/// Signs a webhook body the way LiveKit does: a JWT with the body's SHA-256, no "Bearer ".
-fn sign(body: &[u8], secret: &str) -> String {
-    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
-    livekit_api::access_token::AccessToken::with_api_key("APItest", secret)
-        .with_sha256(&hash)
-        .to_jwt()
-        .unwrap()
 }
 
 fn joined_event(id: &str, room: &str, identity: &str) -> Vec<u8> {
@@ -575,4 +568,222 @@ fn a_webhook_that_cannot_be_stored_gets_a_5xx_and_its_retry_succeeds() {
     );
     let (_, list) = api.call("GET", "/api/room/standup/participants", Some(&owner), None);
     assert_eq!(list["participants"][0]["identity"], "u_erin");
+}
+
+/// Issue 14: an event answered 200 is in the store, even if bedrud is killed (-9) in the middle
+/// of a burst and the batch holding later events never commits (group commit answers only after
+/// the commit). Counted: every acknowledged event id and its participant are in the database
+/// after the kill, and the restarted bedrud answers each one again as a duplicate.
+#[test]
+fn acknowledged_webhook_events_survive_kill_9_in_the_middle_of_a_burst() {
+    const EVENTS: usize = 20_000;
+    const CONNECTIONS: usize = 8;
+    // No reconciliation during the test: LiveKit has no such meeting, and reconciling would
+    // (rightly) clear the participants the events record.
+    let (mut b, sb) = ready_bedrud("rooms:\n  reconcileInterval: 1h\n");
+    let (owner, _, _) = b.register("owner@example.test");
+    assert_eq!(
+        create_room(&b, &owner, json!({"name": "burst"})).0,
+        201,
+        "room created"
+    );
+    let events: Arc<Vec<Signed>> = Arc::new(
+        (0..EVENTS)
+            .map(|i| {
+                let body = participant_event(
+                    "participant_joined",
+                    &format!("EV_{i}"),
+                    "burst",
+                    &format!("u_{i}"),
+                );
+                Signed::new(body, SECRET)
+            })
+            .collect(),
+    );
+    let (next, acked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let port = b.api_port;
+    let senders: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (events, next, acked) = (events.clone(), next.clone(), acked.clone());
+            std::thread::spawn(move || post_all(port, &events, &next, &acked))
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    while acked.load(Ordering::Relaxed) < 1_000 {
+        assert!(start.elapsed() < PATIENCE, "the burst did not get going");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let livekit = b.livekit_pid();
+    b.signal(nix::sys::signal::Signal::SIGKILL);
+    b.wait_exit();
+    let ok: Vec<usize> = senders
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    assert!(
+        ok.len() >= 1_000 && ok.len() < EVENTS,
+        "bedrud was killed in the middle of the burst ({} of {EVENTS} acknowledged)",
+        ok.len()
+    );
+
+    // The database as the killed bedrud left it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    sqlx::any::install_default_drivers();
+    let db = format!("sqlite://{}", sb.path().join("data/bedrud.db").display());
+    let column = |sql: &str| -> std::collections::HashSet<String> {
+        rt.block_on(async {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::AnyConnection::connect(&db).await.unwrap();
+            let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
+            rows.iter().map(|r| r.get::<String, _>(0)).collect()
+        })
+    };
+    let stored = column("SELECT id FROM webhook_events");
+    let present = column("SELECT identity FROM participants WHERE room_name = 'burst'");
+    let lost: Vec<usize> = ok
+        .iter()
+        .copied()
+        .filter(|i| !stored.contains(&format!("EV_{i}")) || !present.contains(&format!("u_{i}")))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events are not in the store (first: EV_{}); {} stored",
+        lost.len(),
+        ok.len(),
+        lost[0],
+        stored.len()
+    );
+
+    // Restarted, bedrud knows every acknowledged event: LiveKit's retry of one is a duplicate.
+    wait_gone(livekit, "LiveKit of the killed bedrud");
+    let mut b = sb.start(&[]);
+    b.wait_ready();
+    let duplicates = ok
+        .iter()
+        .filter(|&&i| {
+            let (st, r) = webhook(&b, &events[i].body, Some(events[i].jwt.clone()));
+            st == 200 && r["status"] == "duplicate"
+        })
+        .count();
+    assert_eq!(
+        duplicates,
+        ok.len(),
+        "every acknowledged event is a duplicate after the restart"
+    );
+}
+
+/// Issue 14: 500 joins racing into one fresh room make LiveKit create it once. LiveKit's server
+/// API is reached through a counting proxy (`livekit.internalHost`), which counts CreateRoom
+/// requests as LiveKit receives them.
+#[test]
+fn a_join_storm_on_a_fresh_room_creates_it_in_livekit_once() {
+    const JOINS: usize = 500;
+    const USERS: usize = 20;
+    let sb = Sandbox::new();
+    let proxy = CountingProxy::start(sb.ports.livekit, b"/twirp/livekit.RoomService/CreateRoom ");
+    sb.write_config(
+        &(sb.embedded_config(
+            LIVEKIT,
+            &format!("  internalHost: http://127.0.0.1:{}\n", proxy.port),
+        ) + "auth:\n  registrationsPerMinute: 100\n"),
+    );
+    let mut b = sb.start(&[]);
+    b.wait_ready();
+    let tokens: Vec<String> = (0..USERS)
+        .map(|i| b.register(&format!("u{i}@example.test")).0)
+        .collect();
+    let (st, r) = create_room(
+        &b,
+        &tokens[0],
+        json!({"name": "storm", "isPublic": true, "maxParticipants": 1000}),
+    );
+    assert_eq!(st, 201, "{r}");
+    assert_eq!(
+        proxy.count(),
+        0,
+        "creating bedrud's room does not touch LiveKit"
+    );
+
+    let gate = Arc::new(Barrier::new(JOINS));
+    let url = b.url("/api/room/join");
+    let joins: Vec<_> = (0..JOINS)
+        .map(|i| {
+            let (gate, url, token) = (gate.clone(), url.clone(), tokens[i % USERS].clone());
+            std::thread::spawn(move || {
+                gate.wait();
+                call(
+                    "POST",
+                    &url,
+                    Some(&token),
+                    Some(&json!({"roomName": "storm"})),
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Value)> = joins.into_iter().map(|j| j.join().unwrap()).collect();
+    let refused: Vec<&(u16, Value)> = answers.iter().filter(|(st, _)| *st != 200).collect();
+    assert!(
+        refused.is_empty(),
+        "every join is admitted: {:?}",
+        refused.first()
+    );
+    assert_eq!(
+        proxy.count(),
+        1,
+        "{JOINS} concurrent joins to a fresh room: LiveKit received one CreateRoom"
+    );
+}
+
+/// A TCP proxy on a free loopback port in front of `upstream`, counting how often `needle`
+/// appears in what clients send (an HTTP request line names its path once).
+struct CountingProxy {
+    port: u16,
+    seen: Arc<AtomicUsize>,
+}
+
+impl CountingProxy {
+    fn start(upstream: u16, needle: &'static [u8]) -> CountingProxy {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    // The tail of the previous read, so a needle split across reads is seen.
+                    let mut carry: Vec<u8> = Vec::new();
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = c_read.read(&mut buf) {
+                        carry.extend_from_slice(&buf[..n]);
+                        let found = carry.windows(needle.len()).filter(|w| *w == needle).count();
+                        counter.fetch_add(found, Ordering::SeqCst);
+                        let keep = carry.len().min(needle.len() - 1);
+                        carry.drain(..carry.len() - keep);
+                        if s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_write.shutdown(Shutdown::Write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_read, &mut c_write);
+                    let _ = c_write.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        CountingProxy { port, seen }
+    }
+
+    fn count(&self) -> usize {
+        self.seen.load(Ordering::SeqCst)
+    }
 }

@@ -2,7 +2,8 @@
 //! scripts/test.sh passes its URL in `$BEDRUD_TEST_POSTGRES`). Each test gets a fresh database.
 
 use bedrud::store::{
-    Applied, LiveParticipant, PresenceChange, RefreshUse, Role, Room, Store, StoreError,
+    Applied, Event, EventLog, LiveParticipant, PresenceChange, RefreshUse, Role, Room, Store,
+    StoreError,
 };
 
 /// A fresh, empty database of each kind, migrated.
@@ -280,6 +281,113 @@ async fn webhook_events_apply_once_and_only_to_known_rooms() {
         assert!(s.active_rooms().await.unwrap().is_empty());
         assert_eq!(s.participant_count("standup").await.unwrap(), 0);
         assert_eq!(s.webhook_event_count().await.unwrap(), 6);
+    }
+}
+
+/// Group commit (issue 14): many events in one transaction, in order, each id once (also
+/// within one batch), a banned participant's arrival flagged; concurrent senders through the
+/// event log each get their own event's outcome.
+#[tokio::test]
+async fn a_batch_of_events_applies_in_order_each_id_once_and_admission_follows() {
+    for (s, _dir) in stores().await {
+        let owner = s
+            .create_user("o@x.test", "O", "h", Role::User)
+            .await
+            .unwrap();
+        let standup = s.create_room(room("standup", &owner.id)).await.unwrap();
+        s.ban(&standup.id, "u_banned").await.unwrap();
+        let event = |id: &str, change: PresenceChange| Event {
+            id: id.into(),
+            name: "participant_joined".into(),
+            change,
+        };
+        let joined = |who: &str, sid: &str| PresenceChange::Joined {
+            room: "standup".into(),
+            participant: participant(who, sid),
+        };
+        let batch = [
+            event("EV_1", joined("u_a", "PA_1")),
+            event("EV_1", joined("u_a", "PA_other")),
+            event("EV_2", joined("u_banned", "PA_2")),
+            event(
+                "EV_3",
+                PresenceChange::Left {
+                    room: "standup".into(),
+                    identity: "u_a".into(),
+                    sid: "PA_1".into(),
+                },
+            ),
+            event("EV_4", joined("u_b", "PA_4")),
+        ];
+        let outcomes = s
+            .apply_events(&batch.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                Applied::Applied,
+                Applied::Duplicate,
+                Applied::AppliedBanned,
+                Applied::Applied,
+                Applied::Applied
+            ]
+        );
+        assert_eq!(
+            s.participants("standup").await.unwrap(),
+            vec![participant("u_b", "PA_4"), participant("u_banned", "PA_2")],
+            "u_a joined then left, in order; its duplicate id changed nothing"
+        );
+        // What a join reads (from memory on SQLite) follows every write: events, bans,
+        // reconciliation, closing the room.
+        assert_eq!(
+            s.admission("standup", &standup.id, "u_banned")
+                .await
+                .unwrap(),
+            (2, true)
+        );
+        s.unban(&standup.id, "u_banned").await.unwrap();
+        s.ban(&standup.id, "u_b").await.unwrap();
+        assert_eq!(
+            s.admission("standup", &standup.id, "u_banned")
+                .await
+                .unwrap(),
+            (2, false)
+        );
+        assert_eq!(
+            s.admission("standup", &standup.id, "u_b").await.unwrap(),
+            (2, true)
+        );
+        s.sync_room("standup", "RM_1", &[participant("u_b", "PA_4")])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.admission("standup", &standup.id, "u_c").await.unwrap(),
+            (1, false)
+        );
+        s.clear_room("standup").await.unwrap();
+        assert_eq!(
+            s.admission("standup", &standup.id, "u_b").await.unwrap(),
+            (0, true)
+        );
+        s.unban(&standup.id, "u_b").await.unwrap();
+
+        let log = EventLog::start(s.clone());
+        let sends = (0..200).map(|i| {
+            let log = log.clone();
+            let e = event(
+                &format!("EV_{}", i % 100 + 10),
+                joined(&format!("u_{i}"), "PA"),
+            );
+            tokio::spawn(async move { log.apply(e).await.unwrap() })
+        });
+        let mut outcomes = Vec::new();
+        for send in sends.collect::<Vec<_>>() {
+            outcomes.push(send.await.unwrap());
+        }
+        let applied = outcomes.iter().filter(|o| **o == Applied::Applied).count();
+        assert_eq!(applied, 100, "100 distinct ids among 200 events");
+        assert_eq!(s.webhook_event_count().await.unwrap(), 104);
     }
 }
 

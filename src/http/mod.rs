@@ -41,6 +41,8 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub store: Store,
+    /// Webhook events, stored by group commit.
+    pub events: crate::store::EventLog,
     pub auth: Auth,
     pub livekit: LiveKitClient,
     pub livekit_status: watch::Receiver<LiveKitStatus>,

@@ -1,5 +1,7 @@
 //! `POST /api/livekit/webhook`: LiveKit's events, verified and applied at most once.
 //! 401 for a bad signature (LiveKit never retries a 4xx); 5xx when storing failed (it retries).
+//! The 200 is sent only after the transaction holding the event committed (group commit:
+//! `store::EventLog`).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -30,25 +32,22 @@ pub async fn receive(
         s.metrics.webhook("unknown", "malformed");
         ApiError::BadRequest(e.to_string())
     })?;
-    match s
-        .store
-        .apply_event(&event.id, &event.name, &event.change)
-        .await
-    {
-        Ok(Applied::Applied) => {
-            s.metrics.webhook(&event.name, "applied");
-            tracing::debug!(event = %event.name, id = %event.id, "webhook applied");
-            act_on(&s, &event.change);
+    let (id, name, change) = (event.id.clone(), event.name.clone(), event.change.clone());
+    match s.events.apply(event).await {
+        Ok(outcome @ (Applied::Applied | Applied::AppliedBanned)) => {
+            s.metrics.webhook(&name, "applied");
+            tracing::debug!(event = %name, %id, "webhook applied");
+            act_on(&s, &change, outcome == Applied::AppliedBanned);
             Ok(Json(json!({ "status": "applied" })))
         }
         Ok(Applied::Duplicate) => {
-            s.metrics.webhook(&event.name, "duplicate");
+            s.metrics.webhook(&name, "duplicate");
             Ok(Json(json!({ "status": "duplicate" })))
         }
         Err(e) => {
-            s.metrics.webhook(&event.name, "failed");
+            s.metrics.webhook(&name, "failed");
             // 503, not 500: LiveKit retries 5xx, and the event may be stored on a later try.
-            tracing::error!(event = %event.name, id = %event.id, "could not store webhook event: {e}");
+            tracing::error!(event = %name, %id, "could not store webhook event: {e}");
             Err(ApiError::Unavailable(
                 "could not store the event; retry".into(),
             ))
@@ -58,12 +57,13 @@ pub async fn receive(
 
 /// What an event asks of bedrud beyond the stored state: a finished room is forgotten (the
 /// next join creates it again with its settings), and a banned person who connected anyway
-/// (with a token from before the ban) is removed at once. Done after the answer, so LiveKit's
-/// ordered delivery never waits on a server-API call.
-fn act_on(s: &AppState, change: &PresenceChange) {
+/// (with a token from before the ban; `banned` was read in the event's own transaction) is
+/// removed at once. Done after the answer, so LiveKit's ordered delivery never waits on a
+/// server-API call.
+fn act_on(s: &AppState, change: &PresenceChange, banned: bool) {
     match change {
         PresenceChange::RoomFinished { room } => s.directory.forget_live(room),
-        PresenceChange::Joined { room, participant } => {
+        PresenceChange::Joined { room, participant } if banned => {
             let (directory, room, identity) = (
                 s.directory.clone(),
                 room.clone(),

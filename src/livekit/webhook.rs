@@ -47,12 +47,7 @@ pub fn verify(
 }
 
 /// One event, as bedrud needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    pub id: String,
-    pub name: String,
-    pub change: PresenceChange,
-}
+pub use crate::store::Event;
 
 /// Reads an event without assuming anything it does not need: unknown fields and enum values
 /// are ignored, int64 may come as a string or a number.

@@ -1,6 +1,8 @@
 //! bedrud's database: SQLite by default (a file in the data folder, WAL), PostgreSQL when
 //! `database.url` says so. One set of queries serves both, through sqlx's `Any` driver.
 
+mod event_log;
+mod mirror;
 mod presence;
 mod rooms;
 mod users;
@@ -11,7 +13,8 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-pub use presence::{Applied, Egress, LiveParticipant, PresenceChange};
+pub use event_log::EventLog;
+pub use presence::{Applied, Egress, Event, LiveParticipant, PresenceChange};
 pub use rooms::{Room, RoomSummary};
 pub use users::{RefreshUse, Role, User};
 
@@ -22,6 +25,9 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The event log's writer is gone (bedrud is shutting down).
+    #[error("the webhook event writer has stopped")]
+    WriterStopped,
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -38,6 +44,8 @@ pub enum Kind {
 pub struct Store {
     pool: AnyPool,
     kind: Kind,
+    /// Admission from memory: SQLite opened for writing (this process is the only writer).
+    mirror: Option<std::sync::Arc<mirror::Mirror>>,
 }
 
 /// `<dataDir>/bedrud.db`, the default database file.
@@ -61,8 +69,13 @@ pub fn prepare_default(data_dir: &Path) -> std::io::Result<String> {
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Store> {
-        let store = Store::open(url, false).await?;
+        let mut store = Store::open(url, false).await?;
         store.migrate().await?;
+        if store.kind == Kind::Sqlite {
+            store.mirror = Some(std::sync::Arc::new(
+                mirror::Mirror::load(&store.pool).await?,
+            ));
+        }
         Ok(store)
     }
 
@@ -103,7 +116,11 @@ impl Store {
             })
             .connect(url)
             .await?;
-        Ok(Store { pool, kind })
+        Ok(Store {
+            pool,
+            kind,
+            mirror: None,
+        })
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -116,6 +133,15 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// While a write of participants or bans is in progress: taken before its transaction,
+    /// released after the mirror shows it (`None`: no mirror, nothing to keep in step).
+    async fn mirror_write(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.mirror {
+            Some(m) => Some(m.writes.lock().await),
+            None => None,
+        }
     }
 
     pub fn kind(&self) -> Kind {

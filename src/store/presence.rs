@@ -1,7 +1,8 @@
 //! Who is in which LiveKit room right now, as told by webhooks and corrected by reconciliation.
-//! Each webhook event is applied at most once (its id is recorded in the same transaction).
+//! Each webhook event is applied at most once (its id is recorded in the same transaction as its
+//! change); many events may share one transaction (group commit, see `event_log`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
@@ -51,9 +52,32 @@ pub enum PresenceChange {
     Nothing,
 }
 
+/// One webhook event, as bedrud stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: String,
+    pub name: String,
+    pub change: PresenceChange,
+}
+
+impl PresenceChange {
+    /// The LiveKit room whose participants this change may change.
+    pub(super) fn room(&self) -> Option<&str> {
+        match self {
+            PresenceChange::RoomFinished { room }
+            | PresenceChange::Joined { room, .. }
+            | PresenceChange::Left { room, .. } => Some(room),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Applied,
+    /// Applied, and it was a `participant_joined` of someone banned from the room: they
+    /// connected with a token from before the ban and must be removed.
+    AppliedBanned,
     Duplicate,
 }
 
@@ -66,20 +90,51 @@ impl Store {
         event: &str,
         change: &PresenceChange,
     ) -> Result<Applied> {
+        let event = Event {
+            id: id.to_string(),
+            name: event.to_string(),
+            change: change.clone(),
+        };
+        let mut applied = self.apply_events(&[&event]).await?;
+        Ok(applied.pop().unwrap_or(Applied::Duplicate))
+    }
+
+    /// Applies each event, in order, unless its id was applied before (or earlier in `events`):
+    /// all in one transaction, so either every outcome returned is committed or none is.
+    pub async fn apply_events(&self, events: &[&Event]) -> Result<Vec<Applied>> {
+        let _writing = self.mirror_write().await;
         let mut tx = self.pool.begin().await?;
-        let fresh = sqlx::query("INSERT INTO webhook_events (id, event, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(id)
-            .bind(event)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if fresh == 0 {
-            return Ok(Applied::Duplicate);
+        let mut outcomes = Vec::with_capacity(events.len());
+        for e in events {
+            outcomes.push(apply_once(&mut tx, e).await?);
         }
-        apply(&mut tx, change).await?;
+        let rooms: HashSet<&str> = events.iter().filter_map(|e| e.change.room()).collect();
+        self.commit_counts(tx, rooms).await?;
+        Ok(outcomes)
+    }
+
+    /// Commits `tx`, which changed who is in `rooms`; with a mirror, reads their counts in the
+    /// transaction and shows them once committed (the caller holds `mirror_write`).
+    async fn commit_counts<'r>(
+        &self,
+        mut tx: Tx<'_>,
+        rooms: impl IntoIterator<Item = &'r str>,
+    ) -> Result<()> {
+        let Some(mirror) = &self.mirror else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        let mut counts = Vec::new();
+        for room in rooms {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM participants WHERE room_name = $1")
+                .bind(room)
+                .fetch_one(&mut *tx)
+                .await?;
+            counts.push((room.to_string(), row.try_get("n")?));
+        }
         tx.commit().await?;
-        Ok(Applied::Applied)
+        mirror.set_counts(counts);
+        Ok(())
     }
 
     pub async fn participants(&self, room: &str) -> Result<Vec<LiveParticipant>> {
@@ -107,6 +162,9 @@ impl Store {
         room_id: &str,
         identity: &str,
     ) -> Result<(i64, bool)> {
+        if let Some(m) = &self.mirror {
+            return Ok(m.admission(room_name, room_id, identity));
+        }
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM participants WHERE room_name = $1) AS n, \
                     (SELECT COUNT(*) FROM room_bans WHERE room_id = $2 AND identity = $3) AS banned",
@@ -153,15 +211,17 @@ impl Store {
     /// Forgets a meeting: its LiveKit room and everyone in it (room closed or gone).
     /// Returns how many rows that removed.
     pub async fn clear_room(&self, room: &str) -> Result<u64> {
+        let _writing = self.mirror_write().await;
         let mut tx = self.pool.begin().await?;
         let n = clear(&mut tx, room).await?;
-        tx.commit().await?;
+        self.commit_counts(tx, [room]).await?;
         Ok(n)
     }
 
     /// Makes bedrud's view of `room` equal LiveKit's (`sid` of the LiveKit room, and who is in
     /// it); returns how many corrections that took.
     pub async fn sync_room(&self, room: &str, sid: &str, live: &[LiveParticipant]) -> Result<u64> {
+        let _writing = self.mirror_write().await;
         let mut tx = self.pool.begin().await?;
         let mut corrections = sqlx::query(
             "INSERT INTO livekit_rooms (name, sid, started_at) SELECT $1, $2, $3 \
@@ -194,7 +254,7 @@ impl Store {
                 corrections += insert(&mut tx, room, p).await?;
             }
         }
-        tx.commit().await?;
+        self.commit_counts(tx, [room]).await?;
         Ok(corrections)
     }
 
@@ -208,6 +268,35 @@ impl Store {
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+async fn apply_once(tx: &mut Tx<'_>, e: &Event) -> Result<Applied> {
+    let fresh = sqlx::query("INSERT INTO webhook_events (id, event, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(&e.id)
+        .bind(&e.name)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if fresh == 0 {
+        return Ok(Applied::Duplicate);
+    }
+    apply(tx, &e.change).await?;
+    // The ban check rides in the same transaction: no extra round trip per join event.
+    if let PresenceChange::Joined { room, participant } = &e.change {
+        let banned = sqlx::query(
+            "SELECT 1 AS one FROM room_bans b JOIN rooms r ON r.id = b.room_id \
+             WHERE r.name = $1 AND b.identity = $2",
+        )
+        .bind(room)
+        .bind(&participant.identity)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if banned.is_some() {
+            return Ok(Applied::AppliedBanned);
+        }
+    }
+    Ok(Applied::Applied)
+}
 
 async fn apply(tx: &mut Tx<'_>, change: &PresenceChange) -> Result<()> {
     match change {

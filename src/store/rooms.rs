@@ -144,22 +144,38 @@ impl Store {
     }
 
     pub async fn ban(&self, room_id: &str, identity: &str) -> Result<()> {
-        sqlx::query("INSERT INTO room_bans (room_id, identity, banned_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        let _writing = self.mirror_write().await;
+        // Shown before it is written: should this future be dropped mid-write (the client went
+        // away), joins are refused rather than let in. Taken back only if the write failed.
+        let was = self.mirror.as_ref().map(|m| {
+            let was = m.admission("", room_id, identity).1;
+            m.set_ban(room_id, identity, true);
+            was
+        });
+        let written = sqlx::query("INSERT INTO room_bans (room_id, identity, banned_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(room_id)
             .bind(identity)
             .bind(now_ms())
             .execute(&self.pool)
-            .await?;
+            .await;
+        if let (Err(_), Some(m), Some(was)) = (&written, &self.mirror, was) {
+            m.set_ban(room_id, identity, was);
+        }
+        written?;
         Ok(())
     }
 
     pub async fn unban(&self, room_id: &str, identity: &str) -> Result<bool> {
+        let _writing = self.mirror_write().await;
         let n = sqlx::query("DELETE FROM room_bans WHERE room_id = $1 AND identity = $2")
             .bind(room_id)
             .bind(identity)
             .execute(&self.pool)
             .await?
             .rows_affected();
+        if let Some(m) = &self.mirror {
+            m.set_ban(room_id, identity, false);
+        }
         Ok(n > 0)
     }
 
