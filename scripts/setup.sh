@@ -7,6 +7,8 @@
 #   browser tests), nodejs and npm (to build the web app)
 #   the web app (web/, npm ci from its lock file, then built into web/dist: scripts/build-web.sh)
 #   livekit-server at the pinned versions, built from its Go module (scripts/install-livekit.sh)
+#   the LiveKit Egress worker (recording), built from the vendored source with GStreamer, and the
+#   GStreamer plugins and ffmpeg it and its tests use (scripts/install-egress.sh)
 #   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
 #   the Python livekit SDK in .tools/venv for real test participants (scripts/install-python.sh)
 #   a clean Debian root in .tools/debian-root for the package tests (scripts/debian-root.sh)
@@ -45,6 +47,7 @@ fi
 
 scripts/build-web.sh
 scripts/install-livekit.sh
+scripts/install-egress.sh
 scripts/postgres.sh start >/dev/null
 scripts/install-python.sh
 scripts/debian-root.sh
