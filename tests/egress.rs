@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -97,6 +97,7 @@ impl Chain {
         )
         .unwrap();
         let egress_log = dir.join("egress.log");
+        let log = std::fs::File::create(&egress_log).unwrap();
         let bin = egress_bin();
         // The worker starts each recording as a new process of `egress` found through $PATH.
         let path = format!("{}:/usr/bin:/bin", bin.parent().unwrap().display());
@@ -107,13 +108,8 @@ impl Chain {
             .arg(&egress_config)
             .env_clear()
             .env("PATH", path)
-            .stdout(std::fs::File::create(&egress_log).unwrap())
-            .stderr(Stdio::from(
-                std::fs::File::options()
-                    .append(true)
-                    .open(&egress_log)
-                    .unwrap(),
-            ))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .expect("cannot start egress");
         let out = dir.join("recordings");
@@ -140,27 +136,20 @@ impl Chain {
         EgressClient::with_api_key(&self.api_url(), "APItest", SECRET)
     }
 
-    /// Waits until the egress worker has registered with LiveKit (ListEgress stops answering
-    /// "egress not connected").
+    /// Waits until the worker takes requests: it logs "service ready" once it has subscribed
+    /// to LiveKit's start requests on Redis (its health port answers a little earlier).
     async fn wait_worker(&mut self) {
         let start = Instant::now();
-        loop {
-            let opts = EgressListOptions {
-                filter: EgressListFilter::All,
-                active: false,
-                page_token: None,
-            };
-            match self.client().list_egress(opts).await {
-                Ok(_) => return,
-                Err(e) if start.elapsed() < PATIENCE => {
-                    if let Ok(Some(st)) = self.egress.0.try_wait() {
-                        panic!("egress exited ({st}):\n{}", self.log());
-                    }
-                    let _ = e;
-                }
-                Err(e) => panic!("no egress worker after {PATIENCE:?}: {e}\n{}", self.log()),
+        while !self.log().contains("service ready") {
+            if let Ok(Some(st)) = self.egress.0.try_wait() {
+                panic!("egress exited ({st}):\n{}", self.log());
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(
+                start.elapsed() < PATIENCE,
+                "egress not ready after {PATIENCE:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
