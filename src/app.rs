@@ -30,6 +30,7 @@ use crate::rooms::RoomDirectory;
 use crate::secret::Secret;
 use crate::store::{self, Store};
 use crate::supervisor::Supervisor;
+use crate::tls::{self, acme, acme::AcmeStatus};
 
 /// How long in-flight HTTP requests get once LiveKit has stopped.
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
@@ -46,6 +47,15 @@ pub struct Application {
     livekit: LiveKitRunner,
     status: watch::Receiver<LiveKitStatus>,
     reconciler: Reconciler,
+    /// `server.acme`: the HTTP-01 listener and what keeps the certificate renewed.
+    acme: Option<AcmeRunner>,
+}
+
+/// Prepared in `build()`, started by `run()`.
+struct AcmeRunner {
+    http01: std::net::TcpListener,
+    https_origin: String,
+    renewer: acme::Renewer,
 }
 
 /// What follows LiveKit once `run()` starts: the supervisor of an embedded LiveKit (prepared,
@@ -86,8 +96,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         crate::install_tls_provider();
         crate::host::memory::return_large_blocks();
+        let prepared = match &config.server.acme {
+            Some(a) => Some(acme::prepare(a, config.server.bind_address)?),
+            None => None,
+        };
         let tls = match &config.server.tls {
-            Some(files) => Some(load_tls(files).await?),
+            Some(files) => Some(tls::load(files, tls_keys(&config)).await?),
             None => None,
         };
         let store = open_store(&config).await?;
@@ -112,6 +126,7 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
         let (livekit, status, livekit_port) = prepare_livekit(&config, &credentials, port).await?;
+        let (acme_status, acme_watch) = watch::channel(AcmeStatus::default());
         let state = state(
             &config,
             &store,
@@ -119,7 +134,22 @@ impl Application {
             (port, livekit_port),
             credentials,
             &jwt_secret,
+            config.server.acme.is_some().then_some(acme_watch),
         );
+        let acme = match (prepared, &config.server.acme, &tls) {
+            (Some(p), Some(a), Some(t)) => Some(AcmeRunner {
+                http01: p.http01,
+                https_origin: https_origin(&a.domain, port),
+                renewer: acme::Renewer {
+                    acme: a.clone(),
+                    tls: t.clone(),
+                    tokens: p.tokens,
+                    status: acme_status,
+                    turn_tls: turn_tls(&config),
+                },
+            }),
+            _ => None,
+        };
         let reconciler = Reconciler {
             store: store.clone(),
             livekit: state.livekit.clone(),
@@ -140,6 +170,7 @@ impl Application {
             livekit,
             status,
             reconciler,
+            acme,
         })
     }
 
@@ -161,6 +192,7 @@ impl Application {
             livekit,
             status,
             reconciler,
+            acme,
         } = self;
         let stop_livekit = CancellationToken::new();
         let stop_background = CancellationToken::new();
@@ -169,6 +201,17 @@ impl Application {
         let mut reconcile_task = tokio::spawn(async move {
             reconciler.run(background).await;
             Ok(())
+        });
+
+        let acme_tasks = acme.map(|a| {
+            let http01 = tokio::spawn(tls::http01::serve(
+                a.http01,
+                a.renewer.tokens.clone(),
+                a.https_origin,
+                stop_background.clone(),
+            ));
+            let renewer = tokio::spawn(a.renewer.run(stop_background.clone()));
+            (http01, renewer)
         });
 
         let handle = axum_server::Handle::new();
@@ -214,6 +257,12 @@ impl Application {
         if ended != Some(Task::Reconciler) {
             let _ = reconcile_task.await;
         }
+        if let Some((http01, renewer)) = acme_tasks {
+            if let Ok(Err(e)) = http01.await {
+                tracing::warn!("ACME's HTTP-01 listener failed: {e}");
+            }
+            let _ = renewer.await;
+        }
         let _ = notifier.await;
         store.close().await;
         result
@@ -246,16 +295,32 @@ fn ended(what: &str, r: Result<Result<(), String>, tokio::task::JoinError>) -> a
     }
 }
 
-async fn load_tls(files: &crate::config::TlsFiles) -> anyhow::Result<RustlsConfig> {
-    RustlsConfig::from_pem_file(&files.cert_file, &files.key_file)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot load the TLS certificate {} / key {} (server.certFile, server.keyFile)",
-                files.cert_file.display(),
-                files.key_file.display()
-            )
-        })
+/// The keys an administrator would look at when the API's certificate cannot be loaded.
+fn tls_keys(config: &Config) -> &'static str {
+    if config.server.acme.is_some() {
+        "server.acme: the files bedrud keeps in <server.dataDir>/acme"
+    } else {
+        "server.certFile, server.keyFile"
+    }
+}
+
+/// Where ACME's HTTP listener sends everything but challenge answers.
+fn https_origin(domain: &str, port: u16) -> String {
+    match port {
+        443 => format!("https://{domain}"),
+        p => format!("https://{domain}:{p}"),
+    }
+}
+
+/// Whether the generated LiveKit config serves TURN/TLS with the API's certificate.
+fn turn_tls(config: &Config) -> bool {
+    match &config.livekit.mode {
+        Mode::Embedded(e) if e.static_config.is_none() => matches!(
+            crate::config::ports::turn_tls(&config.server, e),
+            crate::config::ports::TurnTls::On { .. }
+        ),
+        _ => false,
+    }
 }
 
 /// A secret from the resolver (which may create it: this is `serve`), saying when it was new.
@@ -279,6 +344,7 @@ fn state(
     (api_port, livekit_port): (u16, u16),
     creds: Credentials,
     jwt_secret: &Secret,
+    acme_status: Option<watch::Receiver<AcmeStatus>>,
 ) -> AppState {
     let internal = c
         .livekit
@@ -328,6 +394,7 @@ fn state(
         address_limiter: RateLimiter::new(c.auth.login_attempts_per_minute.saturating_mul(3)),
         body_timeout: c.server.limits.body_timeout,
         register_limiter: RateLimiter::new(c.auth.registrations_per_minute),
+        acme_status,
         directory,
         webhook_warning: Default::default(),
     })

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -14,8 +14,13 @@ use crate::host::node_ip;
 use crate::livekit::binary as livekit_binary;
 use crate::store::{self, Store};
 use crate::supervisor;
+use crate::tls::acme::AcmeStatus;
+use crate::tls::certificate as tls_certificate;
 
 const NET_TIMEOUT: Duration = Duration::from_secs(3);
+/// A certificate closer to its expiry than this is worth a warning (ACME renews at a third left:
+/// 30 days for Let's Encrypt).
+const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 86_400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -79,7 +84,159 @@ pub async fn run(config: &Config, env_livekit_config: bool) -> Vec<Finding> {
         Mode::External => out.push(internal_host(config).await),
     }
     out.push(webhooks(config).await);
+    if let Some(files) = &config.server.tls {
+        out.extend(certificate(config, &files.cert_file));
+    }
+    if let Some(acme) = &config.server.acme {
+        out.push(acme_result(acme));
+    }
     out
+}
+
+/// The certificate the API serves (and TURN/TLS reuses): readable, in date, for `server.host`,
+/// and a chain in order.
+fn certificate(config: &Config, file: &Path) -> Vec<Finding> {
+    let check = "TLS certificate";
+    let acme = config.server.acme.is_some();
+    let info = match std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| tls_certificate::inspect(&pem).map_err(|e| e.to_string()))
+    {
+        Ok(info) => info,
+        Err(e) => {
+            let fix = if acme {
+                "Start bedrud: with server.acme it writes the certificate into <server.dataDir>/acme"
+            } else {
+                "Point server.certFile at the PEM certificate chain (fullchain.pem) bedrud's user can read"
+            };
+            return vec![bad(
+                check,
+                Level::Fail,
+                format!("{}: {e}", file.display()),
+                fix,
+            )];
+        }
+    };
+    let now = SystemTime::now();
+    let expiry = humantime::format_rfc3339_seconds(info.not_after);
+    let renew = if acme {
+        "bedrud renews it itself: see the ACME check"
+    } else {
+        "Renew it (certbot renew, or enable server.acme) and restart bedrud"
+    };
+    let mut out = Vec::new();
+    out.push(if info.not_after <= now {
+        bad(
+            check,
+            Level::Fail,
+            format!("expired at {expiry} (serial {})", info.serial),
+            renew,
+        )
+    } else if info.not_after.duration_since(now).unwrap_or_default() < EXPIRY_WARNING {
+        bad(
+            check,
+            Level::Warn,
+            format!("expires soon, at {expiry} (serial {})", info.serial),
+            renew,
+        )
+    } else if info.self_signed {
+        let (cause, fix) = if acme {
+            (
+                "the self-signed placeholder: ACME has not delivered a certificate yet",
+                "See the ACME check",
+            )
+        } else {
+            (
+                "self-signed: browsers refuse it, and camera and microphone need HTTPS they trust",
+                "Use a CA's certificate (enable server.acme)",
+            )
+        };
+        bad(check, Level::Warn, cause, fix)
+    } else {
+        ok(
+            check,
+            format!(
+                "issued by {}, serial {}, valid until {expiry}",
+                info.issuer, info.serial
+            ),
+        )
+    });
+    let name_check = "TLS certificate name";
+    out.push(match ports::turn_domain(&config.server.host) {
+        Err(why) => bad(
+            name_check,
+            Level::Warn,
+            format!("{why}: browsers check the certificate against the name they were given"),
+            "Set server.host to the DNS name the certificate is for",
+        ),
+        Ok(host) if info.covers(&host) => ok(name_check, format!("covers server.host {host}")),
+        Ok(host) => bad(
+            name_check,
+            Level::Fail,
+            format!("is for {} and not for server.host {host}", info.names.join(", ")),
+            "Get a certificate for server.host (with server.acme, bedrud orders one when it starts)",
+        ),
+    });
+    let chain_check = "TLS certificate chain";
+    out.push(if !info.chain_linked {
+        bad(
+            chain_check,
+            Level::Fail,
+            "the certificates in the file are not in order (each must be issued by the next)",
+            "Use the full chain file in order: the certificate, then its intermediates (fullchain.pem)",
+        )
+    } else if info.chain_len == 1 && !info.self_signed {
+        bad(
+            chain_check,
+            Level::Warn,
+            "the file holds the certificate without its intermediate: some clients cannot build the chain",
+            "Use the full chain file (fullchain.pem, not cert.pem)",
+        )
+    } else {
+        ok(chain_check, format!("{} certificate(s), in order", info.chain_len))
+    });
+    out
+}
+
+/// What the last ACME order did (from the status bedrud keeps beside the certificate).
+fn acme_result(acme: &crate::config::Acme) -> Finding {
+    let check = "ACME";
+    let at =
+        |t: u64| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string();
+    let Some(status) = AcmeStatus::read(&acme.dir) else {
+        return bad(
+            check,
+            Level::Warn,
+            format!("no ACME result in {} yet", acme.dir.display()),
+            "Start bedrud (systemctl start bedrud): it orders the certificate at once",
+        );
+    };
+    let next = status
+        .next_attempt
+        .map(at)
+        .unwrap_or_else(|| "unknown".into());
+    match (&status.last_error, status.last_success) {
+        (Some(e), _) => bad(
+            check,
+            Level::Fail,
+            format!(
+                "the last order for {} at {} failed: {e}; next attempt {next}",
+                status.domain,
+                status.last_attempt.map(at).unwrap_or_default()
+            ),
+            "Check that server.host's DNS record points at this host and that port 80 reaches server.acme.httpPort; bedrud retries by itself",
+        ),
+        (None, Some(t)) => ok(
+            check,
+            format!("last certificate for {} obtained at {}; renewal at {next}", status.domain, at(t)),
+        ),
+        (None, None) => bad(
+            check,
+            Level::Warn,
+            format!("no order finished yet; next attempt {next}"),
+            "Wait a minute, or see bedrud's log (journalctl -u bedrud)",
+        ),
+    }
 }
 
 fn livekit_config_env(set: bool) -> Finding {

@@ -19,6 +19,7 @@ pub mod rooms;
 pub mod secret;
 pub mod store;
 pub mod supervisor;
+pub mod tls;
 
 /// rustls needs one process-wide crypto provider; ring builds quickly and needs no C toolchain
 /// beyond the compiler. Safe to call more than once.

@@ -381,3 +381,43 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_certificate_for_another_name_and_a_missing_acme_result_are_caught() {
+    let sb = Sandbox::new();
+    let (cert, key) = self_signed(sb.path(), &["other.bedrud.test"]);
+    let tls = format!(
+        "server:\n  host: meet.bedrud.test\n  enableTLS: true\n  certFile: {}\n  keyFile: {}\n",
+        cert.display(),
+        key.display()
+    );
+    sb.write_config(
+        &sb.embedded_config(LIVEKIT, "")
+            .replacen("server:\n", &tls, 1),
+    );
+    let (success, findings) = doctor(&sb, &[]);
+    assert!(!success);
+    assert_eq!(level_of(&findings, "TLS certificate name"), "FAIL");
+    let name = &find(&findings, "TLS certificate name")[0]["cause"];
+    assert!(
+        name.as_str().unwrap().contains("other.bedrud.test"),
+        "{name}"
+    );
+    assert_eq!(
+        level_of(&findings, "TLS certificate"),
+        "WARN",
+        "self-signed"
+    );
+    assert_eq!(level_of(&findings, "TLS certificate chain"), "OK");
+
+    // With ACME on and bedrud never started: no certificate and no result yet.
+    let acme = "server:\n  host: meet.bedrud.test\n  enableTLS: true\n  acme:\n    enabled: true\n    httpPort: 8080\n";
+    sb.write_config(
+        &sb.embedded_config(LIVEKIT, "")
+            .replacen("server:\n", acme, 1),
+    );
+    let (success, findings) = doctor(&sb, &[]);
+    assert!(!success);
+    assert_eq!(level_of(&findings, "TLS certificate"), "FAIL");
+    assert_eq!(level_of(&findings, "ACME"), "WARN");
+}

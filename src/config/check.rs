@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ports;
-use super::raw::{RawAuth, RawConfig, RawDatabase, RawLiveKit, RawRooms, RawServer};
+use super::raw::{RawAcme, RawAuth, RawConfig, RawDatabase, RawLiveKit, RawRooms, RawServer};
 use super::{
-    Auth, Config, Credentials, Embedded, Env, HttpLimits, LiveKit, Mode, Problem, Rooms, Server,
-    Source, Supervision, TlsFiles, Turn, MIN_SECRET_LEN,
+    Acme, AcmeChallenge, Auth, Config, Credentials, Embedded, Env, HttpLimits, LiveKit, Mode,
+    Problem, Rooms, Server, Source, Supervision, TlsFiles, Turn, MIN_SECRET_LEN,
 };
 use crate::livekit::client::RoomOptions;
 use crate::secret::Secret;
@@ -154,7 +154,21 @@ fn validate_server(raw: &RawServer, source: &Source, env: &Env, c: &mut Checker)
         IpAddr::from([127, 0, 0, 1])
     });
     let port = c.port("server.port", raw.port, true);
-    let tls = if raw.enable_tls {
+    // Under systemd, StateDirectory= is the authority unless the file names a folder itself.
+    let data_dir = match (&env.state_directory, raw.data_dir.as_str()) {
+        (Some(dir), d) if d == RawServer::default().data_dir || *source == Source::Development => {
+            dir.clone()
+        }
+        (_, d) if d.trim().is_empty() => {
+            c.fail("server.dataDir", "must not be empty");
+            PathBuf::new()
+        }
+        (_, d) => PathBuf::from(d),
+    };
+    let acme = validate_acme(raw, &data_dir, c);
+    let tls = if let Some(acme) = &acme {
+        Some(acme.files())
+    } else if raw.enable_tls {
         let cert = c.readable_file("server.certFile", &raw.cert_file);
         let key = c.readable_file("server.keyFile", &raw.key_file);
         if cert.is_none() {
@@ -176,17 +190,6 @@ fn validate_server(raw: &RawServer, source: &Source, env: &Env, c: &mut Checker)
     } else {
         None
     };
-    // Under systemd, StateDirectory= is the authority unless the file names a folder itself.
-    let data_dir = match (&env.state_directory, raw.data_dir.as_str()) {
-        (Some(dir), d) if d == RawServer::default().data_dir || *source == Source::Development => {
-            dir.clone()
-        }
-        (_, d) if d.trim().is_empty() => {
-            c.fail("server.dataDir", "must not be empty");
-            PathBuf::new()
-        }
-        (_, d) => PathBuf::from(d),
-    };
     let max_connections = raw.max_connections;
     if !(1..=1_000_000).contains(&max_connections) {
         c.fail("server.maxConnections", "must be between 1 and 1000000");
@@ -202,7 +205,94 @@ fn validate_server(raw: &RawServer, source: &Source, env: &Env, c: &mut Checker)
             body_timeout: c.duration("server.bodyTimeout", &raw.body_timeout),
             max_connections: max_connections.clamp(1, 1_000_000) as usize,
         },
+        acme,
     }
+}
+
+fn validate_acme(server: &RawServer, data_dir: &std::path::Path, c: &mut Checker) -> Option<Acme> {
+    let raw: &RawAcme = &server.acme;
+    if !raw.enabled {
+        return None;
+    }
+    if !server.enable_tls {
+        c.fail(
+            "server.acme.enabled",
+            "needs server.enableTLS: true (ACME obtains the certificate the API serves)",
+        );
+    }
+    for (key, value) in [
+        ("server.certFile", &server.cert_file),
+        ("server.keyFile", &server.key_file),
+    ] {
+        if !value.trim().is_empty() {
+            c.fail(
+                key,
+                "must be empty when server.acme.enabled is true (ACME keeps its certificate in the data folder)",
+            );
+        }
+    }
+    let domain = match ports::turn_domain(&server.host) {
+        Ok(domain) => domain,
+        Err(why) => {
+            c.fail(
+                "server.host",
+                format!("{why}: server.acme needs the public DNS name of this host"),
+            );
+            String::new()
+        }
+    };
+    let email = raw.email.trim();
+    let contact = if email.is_empty() {
+        Vec::new()
+    } else {
+        let ok = email
+            .split_once('@')
+            .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+            && !email.chars().any(|ch| ch.is_whitespace() || ch == ',');
+        if !ok {
+            c.fail(
+                "server.acme.email",
+                format!("\"{email}\" is not an e-mail address"),
+            );
+        }
+        vec![format!("mailto:{email}")]
+    };
+    let directory_url = c
+        .url("server.acme.directoryUrl", &raw.directory_url, &["https"])
+        .unwrap_or_else(|| {
+            c.fail("server.acme.directoryUrl", "must not be empty");
+            String::new()
+        });
+    let challenge = match raw.challenge.trim().to_ascii_lowercase().as_str() {
+        "http-01" => AcmeChallenge::Http01,
+        "tls-alpn-01" => {
+            c.fail(
+                "server.acme.challenge",
+                "tls-alpn-01 is not supported yet; use http-01 (needs server.acme.httpPort, 80 for a public CA)",
+            );
+            AcmeChallenge::Http01
+        }
+        _ => {
+            c.fail("server.acme.challenge", "must be http-01");
+            AcmeChallenge::Http01
+        }
+    };
+    let http_port = c.port("server.acme.httpPort", raw.http_port, false);
+    if challenge == AcmeChallenge::Http01 && i64::from(http_port) == server.port {
+        c.fail(
+            "server.acme.httpPort",
+            format!("TCP port {http_port} is already used by server.port"),
+        );
+    }
+    Some(Acme {
+        domain,
+        contact,
+        directory_url,
+        directory_ca_file: c.readable_file("server.acme.directoryCaFile", &raw.directory_ca_file),
+        challenge,
+        http_port,
+        dir: data_dir.join("acme"),
+    })
 }
 
 fn validate_database(raw: &RawDatabase, c: &mut Checker) -> Option<String> {
@@ -446,12 +536,17 @@ fn check_port_clashes(server: &Server, livekit: &LiveKit, c: &mut Checker) {
         return;
     }
     let api = (server.port != 0).then_some(("server.port", server.port));
+    let acme_http = server
+        .acme
+        .as_ref()
+        .filter(|a| a.challenge == AcmeChallenge::Http01)
+        .map(|a| ("server.acme.httpPort", a.http_port));
     let livekit_tcp = ports::generated(server, e)
         .into_iter()
         .filter(|p| !p.udp)
         .map(|p| (p.key, p.port));
     let mut tcp: BTreeMap<u16, &str> = BTreeMap::new();
-    for (key, port) in api.into_iter().chain(livekit_tcp) {
+    for (key, port) in api.into_iter().chain(acme_http).chain(livekit_tcp) {
         if port == 0 {
             continue;
         }

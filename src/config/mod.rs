@@ -191,9 +191,58 @@ pub struct Server {
     pub bind_address: IpAddr,
     /// 0 asks the OS for a free port (tests); the bound port is what the app reports.
     pub port: u16,
+    /// With `server.acme.enabled`, the files ACME keeps in the data folder.
     pub tls: Option<TlsFiles>,
     pub data_dir: PathBuf,
     pub limits: HttpLimits,
+    /// `server.acme`, when enabled: bedrud obtains and renews the certificate in `tls` itself.
+    pub acme: Option<Acme>,
+}
+
+/// Automatic HTTPS (`server.acme`): where to ask for the certificate of `domain`, and how to
+/// prove control of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acme {
+    /// `server.host`: the one name the certificate is for.
+    pub domain: String,
+    /// `mailto:` URLs from `server.acme.email`; may be empty.
+    pub contact: Vec<String>,
+    pub directory_url: String,
+    /// A PEM CA that signs the directory's HTTPS certificate, instead of the system roots
+    /// (a test CA such as Pebble's).
+    pub directory_ca_file: Option<PathBuf>,
+    pub challenge: AcmeChallenge,
+    /// HTTP-01: the port that serves `/.well-known/acme-challenge/` (80 for a real CA).
+    pub http_port: u16,
+    /// `<dataDir>/acme`: account key, certificate, key and the last result, all 0600.
+    pub dir: PathBuf,
+}
+
+impl Acme {
+    /// ACME keeps the certificate and key it obtains in its own folder; the API and TURN/TLS
+    /// read them from there like files an administrator named.
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles {
+            cert_file: self.dir.join("certificate.pem"),
+            key_file: self.dir.join("key.pem"),
+        }
+    }
+}
+
+/// How bedrud proves to the CA that it answers for `server.host`. (TLS-ALPN-01 on the API port
+/// needs a certificate resolver on the API listener; not built yet, so the checker refuses it.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// A plain-HTTP listener on `server.acme.httpPort` answers the CA.
+    Http01,
+}
+
+impl AcmeChallenge {
+    pub fn name(self) -> &'static str {
+        match self {
+            AcmeChallenge::Http01 => "http-01",
+        }
+    }
 }
 
 /// What one client connection may cost: how long it may take to send a request's header and

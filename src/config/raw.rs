@@ -183,6 +183,7 @@ pub(super) struct RawServer {
     pub(super) header_timeout: String,
     pub(super) body_timeout: String,
     pub(super) max_connections: i64,
+    pub(super) acme: RawAcme,
 }
 
 impl Default for RawServer {
@@ -198,6 +199,34 @@ impl Default for RawServer {
             header_timeout: "10s".into(),
             body_timeout: "30s".into(),
             max_connections: 10_000,
+            acme: RawAcme::default(),
+        }
+    }
+}
+
+/// Let's Encrypt's production directory: what `server.acme.directoryUrl` means when not set.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct RawAcme {
+    pub(super) enabled: bool,
+    pub(super) email: String,
+    pub(super) directory_url: String,
+    pub(super) directory_ca_file: String,
+    pub(super) challenge: String,
+    pub(super) http_port: i64,
+}
+
+impl Default for RawAcme {
+    fn default() -> Self {
+        RawAcme {
+            enabled: false,
+            email: String::new(),
+            directory_url: LETS_ENCRYPT_DIRECTORY.into(),
+            directory_ca_file: String::new(),
+            challenge: "http-01".into(),
+            http_port: 80,
         }
     }
 }

@@ -404,3 +404,54 @@ fn a_wrongly_typed_section_or_document_is_named() {
         other => panic!("expected a syntax error, got {other:?}"),
     }
 }
+
+#[test]
+fn acme_defaults_to_lets_encrypt_over_http_01_and_keeps_its_files_in_the_data_folder() {
+    let c = parse_ok(
+        "server:\n  host: meet.example.test\n  port: 443\n  enableTLS: true\n  dataDir: /srv/bedrud\n  acme:\n    enabled: true\n    email: ops@example.test\n",
+    );
+    let acme = c.server.acme.as_ref().expect("acme on");
+    assert_eq!(
+        acme.directory_url,
+        "https://acme-v02.api.letsencrypt.org/directory"
+    );
+    assert_eq!(acme.challenge, AcmeChallenge::Http01);
+    assert_eq!(acme.http_port, 80);
+    assert_eq!(acme.contact, vec!["mailto:ops@example.test".to_string()]);
+    assert_eq!(acme.domain, "meet.example.test");
+    let tls = c.server.tls.as_ref().unwrap();
+    assert_eq!(
+        tls.cert_file,
+        PathBuf::from("/srv/bedrud/acme/certificate.pem")
+    );
+    assert_eq!(tls.key_file, PathBuf::from("/srv/bedrud/acme/key.pem"));
+    assert!(parse_ok("").server.acme.is_none());
+}
+
+#[test]
+fn acme_problems_are_all_reported_with_their_keys() {
+    let p = problems(
+        "server:\n  host: 192.0.2.1\n  port: 8080\n  certFile: /etc/x.pem\n  acme:\n    enabled: true\n    email: not-an-address\n\
+         \x20   directoryUrl: http://ca.example.test/dir\n    challenge: dns-01\n    httpPort: 8080\n    directoryCaFile: /nonexistent/ca.pem\n",
+    );
+    for key in [
+        "server.acme.enabled: needs server.enableTLS: true",
+        "server.certFile: must be empty when server.acme.enabled",
+        "server.host: server.host 192.0.2.1 is an IP address",
+        "server.acme.email:",
+        "server.acme.directoryUrl: must be a URL starting with https://",
+        "server.acme.challenge: must be http-01",
+        "server.acme.httpPort: TCP port 8080 is already used by server.port",
+        "server.acme.directoryCaFile: cannot read /nonexistent/ca.pem",
+    ] {
+        assert!(has(&p, key), "{key} missing from {p:#?}");
+    }
+    let p = problems("server:\n  host: a.example.test\n  enableTLS: true\n  acme:\n    enabled: true\n    challenge: tls-alpn-01\n");
+    assert!(
+        has(
+            &p,
+            "server.acme.challenge: tls-alpn-01 is not supported yet"
+        ),
+        "{p:#?}"
+    );
+}

@@ -36,6 +36,7 @@ pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json
             "runs": s.metrics.reconcile_runs.get(),
             "corrections": s.metrics.reconcile_corrections.get(),
         },
+        "acme": s.acme_status.as_ref().map(|a| a.borrow().clone()),
     })))
 }
 

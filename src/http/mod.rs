@@ -64,6 +64,8 @@ pub struct Shared {
     pub directory: Arc<RoomDirectory>,
     /// Set by reconciliation when LiveKit has activity but no webhook ever arrived.
     pub webhook_warning: Arc<Mutex<Option<String>>>,
+    /// `server.acme`: the last certificate order and the next one.
+    pub acme_status: Option<watch::Receiver<crate::tls::acme::AcmeStatus>>,
 }
 
 impl AppState {

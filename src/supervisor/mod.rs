@@ -1,7 +1,7 @@
 //! Runs embedded livekit-server: writes its config, starts it, waits until it answers, restarts it
 //! with backoff whenever it exits, and on shutdown stops it and removes its config file.
 
-mod backoff;
+pub(crate) mod backoff;
 mod child;
 pub mod livekit_log;
 
