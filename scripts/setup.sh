@@ -7,6 +7,8 @@
 #   browser tests), nodejs and npm (to build the web app)
 #   the web app (web/, npm ci from its lock file, then built into web/dist: scripts/build-web.sh)
 #   livekit-server at the pinned versions, built from its Go module (scripts/install-livekit.sh)
+#   the LiveKit Egress worker (recording), built from the vendored source with GStreamer, and the
+#   GStreamer plugins and ffmpeg it and its tests use (scripts/install-egress.sh)
 #   Pebble, Let's Encrypt's test CA, for the ACME tests (scripts/install-pebble.sh)
 #   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
 #   the Python livekit SDK in .tools/venv for real test participants (scripts/install-python.sh)
@@ -46,6 +48,7 @@ fi
 
 scripts/build-web.sh
 scripts/install-livekit.sh
+scripts/install-egress.sh
 scripts/install-pebble.sh
 scripts/postgres.sh start >/dev/null
 scripts/install-python.sh

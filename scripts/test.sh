@@ -21,4 +21,4 @@ for kind in deb rpm; do
 done
 # Meetings with real WebRTC participants (the Python SDK, and Chromium driving the web app), and
 # the packages installed into clean roots, inside a private network namespace (see netns-run.sh).
-scripts/netns-run.sh cargo test --offline --locked --test meeting --test cluster --test web --test packages "$@"
+scripts/netns-run.sh cargo test --offline --locked --test meeting --test cluster --test egress --test web --test packages "$@"

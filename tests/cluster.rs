@@ -4,53 +4,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
 use common::*;
 use serde_json::json;
-
-/// A child process killed when the test ends, whatever happens.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis(dir: &Path) -> (Proc, u16) {
-    let server = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("redis-server is not installed: apt-get install redis-server (scripts/setup.sh installs it)");
-    let port = free_port(false);
-    let child = Command::new(server)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (Proc(child), port)
-}
 
 #[test]
 fn external_cluster_with_a_real_participant_and_a_node_killed_mid_meeting() {
     require_private_network("cluster");
     let sb = Sandbox::new();
-    let (_redis, redis_port) = redis(sb.path());
+    let (_redis, redis_port) = redis(sb.path(), None);
     let nodes = [Ports::new(), Ports::new()];
     let shared = format!(
         "redis:\n  address: 127.0.0.1:{redis_port}\nwebhook:\n  api_key: APIext\n  urls:\n  - http://127.0.0.1:{}/api/livekit/webhook\n",

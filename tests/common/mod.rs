@@ -50,6 +50,8 @@ pub fn livekit_bin(version: &str) -> PathBuf {
 pub const LIVEKIT: &str = pin("LIVEKIT_VERSION");
 /// The older release the tests also start (`LIVEKIT_OLD_VERSION`).
 pub const LIVEKIT_OLD: &str = pin("LIVEKIT_OLD_VERSION");
+/// The LiveKit Egress worker scripts/install-egress.sh builds (`EGRESS_VERSION`).
+pub const EGRESS: &str = pin("EGRESS_VERSION");
 
 /// The value of `NAME=` at the start of a line of scripts/livekit-version.sh, read at compile time.
 const fn pin(name: &str) -> &'static str {
@@ -926,4 +928,50 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// A child process killed when the test ends, whatever happens.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A throwaway Redis on a free loopback port, keeping nothing on disk; with `password`, it is
+/// set in a 0600 config file (as bedrud will), never on the command line.
+pub fn redis(dir: &Path, password: Option<&str>) -> (Proc, u16) {
+    let server = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("redis-server is not installed: apt-get install redis-server (scripts/setup.sh installs it)");
+    let port = free_port(false);
+    let config = dir.join(format!("redis-{port}.conf"));
+    let mut text = format!(
+        "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\n",
+        dir.display()
+    );
+    if let Some(p) = password {
+        text += &format!("requirepass {p}\n");
+    }
+    std::fs::write(&config, text).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let child = Command::new(server)
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // LiveKit and egress give up at start when Redis does not answer yet.
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "redis-server never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Proc(child), port)
 }
