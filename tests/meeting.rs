@@ -250,7 +250,7 @@ fn a_banned_person_with_a_token_in_hand_is_removed_on_arrival() {
     let (bob, bob_id) = m.user("bob@example.test");
     m.room(&alice, json!({"name": "hall"}));
     let (url, kept) = join_token(&m, &bob, "hall");
-    let mut first = Participant::join(&url, &kept, &["--no-publish"]);
+    let first = Participant::join(&url, &kept, &["--no-publish"]);
     first.wait_event("connected", |_| true);
     m.wait_present(&alice, "hall", &bob_id, true);
 
@@ -265,7 +265,7 @@ fn a_banned_person_with_a_token_in_hand_is_removed_on_arrival() {
     m.wait_present(&alice, "hall", &bob_id, false);
 
     // The token he kept still opens LiveKit's door…
-    let mut again = Participant::join(&url, &kept, &["--no-publish"]);
+    let again = Participant::join(&url, &kept, &["--no-publish"]);
     let connected = again.wait_event("connected", |_| true);
     // …and bedrud shows him out as soon as LiveKit reports him.
     let gone = again.wait_event("disconnected", |_| true);
@@ -704,4 +704,241 @@ fn a_reload_during_a_meeting_keeps_everyone_and_a_livekit_change_waits_for_its_e
     });
     let (_, lk) = m.call("GET", "/api/admin/livekit", Some(&admin), None);
     assert!(lk["pending"].is_null(), "{lk}");
+}
+
+/// A test certificate authority named `name`.
+fn test_ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap()
+}
+
+/// An API certificate for the address participants use (`127.0.0.1`, the host in the join's
+/// `livekitHost`) and `localhost`, signed by `ca`: (certificate PEM, key PEM).
+fn api_certificate(
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    serial: u64,
+) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from(serial));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "bedrud meeting test");
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Writes `text` to `path` as certbot does: a new file renamed over the old one.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A new TLS connection to bedrud's API on 127.0.0.1:`port`, verified against `ca` alone:
+/// the (serial, issuer) of the certificate it was given.
+fn served_certificate(
+    port: u16,
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+) -> (String, String) {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)
+            .unwrap_or_else(|e| panic!("TLS handshake with the API: {e}"));
+    }
+    let der = conn.peer_certificates().unwrap()[0].clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    (cert.raw_serial_as_string(), cert.issuer().to_string())
+}
+
+/// A plain-HTTP relay (socat) to bedrud's HTTPS listener that verifies it against `ca_file`:
+/// LiveKit runs with an empty environment and trusts only the system's roots, which the test's
+/// CA is not among, so its webhooks reach bedrud through this (`livekit.webhookUrl`).
+struct WebhookRelay {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl WebhookRelay {
+    fn start(api: u16, ca_file: &std::path::Path) -> WebhookRelay {
+        let port = free_port(false);
+        let child = std::process::Command::new("socat")
+            .args([
+                format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+                format!(
+                    "OPENSSL:127.0.0.1:{api},cafile={},verify=1",
+                    ca_file.display()
+                ),
+            ])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat is not installed: apt-get install socat (scripts/setup.sh installs it)");
+        WebhookRelay { child, port }
+    }
+}
+
+impl Drop for WebhookRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 13 in a real meeting over TLS: participants connect with `wss://` through bedrud's own
+/// `/livekit` signaling proxy, trusting only a test CA; a config reload and then an API
+/// certificate renewal on disk (new CA, new serial, renamed into place) leave each of them in the
+/// same session (no reconnect, no participant_left) with LiveKit untouched, and a new TLS
+/// connection gets the renewed certificate. TURN/TLS stays off (no `server.host`), so the
+/// renewal concerns the API listener only and no LiveKit restart is pending.
+#[test]
+fn participants_through_the_tls_proxy_stay_through_a_certificate_renewal() {
+    require_private_network("meeting");
+    let sb = Sandbox::new();
+    let tls = sb.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    let (one, two) = (test_ca("bedrud test CA one"), test_ca("bedrud test CA two"));
+    // The participants trust both CAs (as a client trusts the public roots), nothing else.
+    let bundle = tls.join("ca-bundle.pem");
+    std::fs::write(&bundle, one.pem() + &two.pem()).unwrap();
+    let (cert_file, key_file) = (tls.join("cert.pem"), tls.join("key.pem"));
+    let (cert, key) = api_certificate(&one, 3001);
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let server = format!(
+        "server:\n  enableTLS: true\n  certFile: {}\n  keyFile: {}\n",
+        cert_file.display(),
+        key_file.display()
+    );
+    let relay = WebhookRelay::start(sb.ports.api, &bundle);
+    let webhooks = format!(
+        "  webhookUrl: http://127.0.0.1:{}/api/livekit/webhook\n",
+        relay.port
+    );
+    let base = sb
+        .embedded_config(LIVEKIT, &webhooks)
+        .replacen("server:\n", &server, 1)
+        + WEBHOOKS_ONLY;
+    sb.write_config(&base);
+    let mut b = sb.start_with_tls(&[], true);
+    b.wait_ready();
+    let mut m = Meeting { b, sb };
+    let api = m.sb.ports.api;
+    assert_eq!(
+        served_certificate(api, &one).0,
+        "0b:b9",
+        "the API serves serial 3001"
+    );
+
+    let (alice, alice_id) = m.user("alice@example.test");
+    let (bob, bob_id) = m.user("bob@example.test");
+    m.room(&alice, json!({"name": "secure"}));
+    let trust: &[(&str, &std::path::Path)] = &[("SSL_CERT_FILE", &bundle)];
+    let (url_a, token_a) = join_token(&m, &alice, "secure");
+    let (url_b, token_b) = join_token(&m, &bob, "secure");
+    // Signaling goes to bedrud's TLS listener, not to LiveKit's own port.
+    let proxied = format!("wss://127.0.0.1:{api}/livekit");
+    assert_eq!(url_a, proxied);
+    assert_eq!(url_b, proxied);
+    // Without the test CA the SDK refuses bedrud's certificate: the TLS is verified.
+    let untrusting = Participant::join(&url_a, &token_a, &["--no-publish"]);
+    let refused = untrusting.wait_event("error", |_| true);
+    assert!(!untrusting.has_event("connected"), "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid peer certificate: UnknownIssuer"),
+        "{refused}"
+    );
+    drop(untrusting);
+    let mut pa = Participant::join_with_env(&url_a, &token_a, &[], trust);
+    let mut pb = Participant::join_with_env(&url_b, &token_b, &[], trust);
+    let sessions = [
+        pa.wait_event("connected", |_| true)["sid"].clone(),
+        pb.wait_event("connected", |_| true)["sid"].clone(),
+    ];
+    pa.wait_event("published", |e| e["source"] == "microphone");
+    pb.wait_event("published", |e| e["source"] == "microphone");
+    m.wait_present(&alice, "secure", &alice_id, true);
+    m.wait_present(&alice, "secure", &bob_id, true);
+    let livekit = m.b.livekit_pid();
+    let left = r#"bedrud_webhook_events_total{event="participant_left",outcome="applied"}"#;
+    let left_before = m.metric(left);
+    let admin = m.b.admin_token().expect("an admin token");
+
+    // A config reload in the meeting.
+    let live = base.clone() + "auth:\n  allowRegistration: false\n";
+    let line = edit_config(&mut m, &live);
+    assert!(line.contains("applied: auth.allowRegistration"), "{line}");
+
+    // The API certificate is renewed on disk (another CA, a new serial), key then certificate
+    // renamed into place: picked up by the file watch, no signal.
+    let (cert, key) = api_certificate(&two, 3002);
+    replace_file(&key_file, &key);
+    replace_file(&cert_file, &cert);
+    m.b.wait_for("the certificate swap", |b| {
+        b.logs().contains("API certificate swapped").then_some(())
+    });
+    let (serial, issuer) = served_certificate(api, &two);
+    assert_eq!(serial, "0b:ba", "a new connection gets serial 3002");
+    assert!(issuer.contains("bedrud test CA two"), "{issuer}");
+
+    // The signaling connections made before the renewal still carry LiveKit's messages: a
+    // server-side mute reaches Bob over his wss:// connection.
+    let muted = mute_when_listed(&mut m.b, "secure", &bob_id, &alice);
+    pb.wait_event("track_muted", |e| e["sid"] == muted["muted"][0]);
+
+    // Everyone is still in the same session, and LiveKit was not restarted under them.
+    for (p, sid) in [(&mut pa, &sessions[0]), (&mut pb, &sessions[1])] {
+        p.send("state");
+        let state = p.wait_event("state", |_| true);
+        assert_eq!(state["connection_state"], "CONN_CONNECTED", "{state}");
+        assert_eq!(&state["sid"], sid, "the same session");
+        for gone in ["reconnecting", "disconnected"] {
+            assert!(!p.has_event(gone), "{gone}: {:?}", p.events());
+        }
+    }
+    assert_eq!(m.metric(left), left_before, "no participant_left");
+    assert_eq!(
+        m.b.livekit_pid(),
+        livekit,
+        "LiveKit restarted during the meeting"
+    );
+    let (st, lk) = m.call("GET", "/api/admin/livekit", Some(&admin), None);
+    assert_eq!(st, 200, "{lk}");
+    assert!(lk["pending"].is_null(), "no LiveKit restart pending: {lk}");
+
+    pa.send("leave");
+    pb.send("leave");
+    assert!(pa.wait_exit().success() && pb.wait_exit().success());
+    m.wait_present(&alice, "secure", &alice_id, false);
+    m.wait_present(&alice, "secure", &bob_id, false);
+    assert!(
+        m.metric(left) >= left_before + 2.0,
+        "their leaving came by webhook"
+    );
 }

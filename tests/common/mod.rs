@@ -652,12 +652,24 @@ pub fn python() -> PathBuf {
 
 impl Participant {
     pub fn join(url: &str, token: &str, extra: &[&str]) -> Participant {
+        Participant::join_with_env(url, token, extra, &[])
+    }
+
+    /// As `join`, with `envs` added to its (otherwise empty) environment, e.g. `SSL_CERT_FILE`
+    /// for a test CA: the SDK's native signal client reads the system's trusted roots.
+    pub fn join_with_env(
+        url: &str,
+        token: &str,
+        extra: &[&str],
+        envs: &[(&str, &Path)],
+    ) -> Participant {
         let mut child = Command::new(python())
             .arg(repo_root().join("tests/participant/participant.py"))
             .args(["--url", url, "--token", token])
             .args(extra)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
+            .envs(envs.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
