@@ -156,7 +156,7 @@ fn the_unit_file_passes_systemd_analyze_verify() {
     let unit = std::fs::read_to_string(repo_root().join("systemd/bedrud.service")).unwrap();
     for needed in [
         "Type=notify",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'",
         "WatchdogSec=",
         "KillMode=mixed",
         "TimeoutStopSec=45s",
