@@ -669,15 +669,8 @@ fn a_reload_during_a_meeting_keeps_everyone_and_a_livekit_change_waits_for_its_e
     );
 
     // Everyone is still in the same session, and LiveKit was not restarted under them.
-    for (p, sid) in [(&mut pa, &sessions[0]), (&mut pb, &sessions[1])] {
-        p.send("state");
-        let state = p.wait_event("state", |_| true);
-        assert_eq!(state["connection_state"], "CONN_CONNECTED", "{state}");
-        assert_eq!(&state["sid"], sid, "the same session");
-        for gone in ["reconnecting", "disconnected"] {
-            assert!(!p.has_event(gone), "{gone}: {:?}", p.events());
-        }
-    }
+    assert_same_session(&mut pa, &sessions[0]);
+    assert_same_session(&mut pb, &sessions[1]);
     assert_eq!(m.metric(left), left_before, "no participant_left");
     assert_eq!(
         m.b.livekit_pid(),
@@ -913,15 +906,8 @@ fn participants_through_the_tls_proxy_stay_through_a_certificate_renewal() {
     pb.wait_event("track_muted", |e| e["sid"] == muted["muted"][0]);
 
     // Everyone is still in the same session, and LiveKit was not restarted under them.
-    for (p, sid) in [(&mut pa, &sessions[0]), (&mut pb, &sessions[1])] {
-        p.send("state");
-        let state = p.wait_event("state", |_| true);
-        assert_eq!(state["connection_state"], "CONN_CONNECTED", "{state}");
-        assert_eq!(&state["sid"], sid, "the same session");
-        for gone in ["reconnecting", "disconnected"] {
-            assert!(!p.has_event(gone), "{gone}: {:?}", p.events());
-        }
-    }
+    assert_same_session(&mut pa, &sessions[0]);
+    assert_same_session(&mut pb, &sessions[1]);
     assert_eq!(m.metric(left), left_before, "no participant_left");
     assert_eq!(
         m.b.livekit_pid(),
@@ -941,4 +927,15 @@ fn participants_through_the_tls_proxy_stay_through_a_certificate_renewal() {
         m.metric(left) >= left_before + 2.0,
         "their leaving came by webhook"
     );
+}
+
+/// The participant is connected in session `sid`, and never dropped or reconnected.
+fn assert_same_session(p: &mut Participant, sid: &Value) {
+    p.send("state");
+    let state = p.wait_event("state", |_| true);
+    assert_eq!(state["connection_state"], "CONN_CONNECTED", "{state}");
+    assert_eq!(&state["sid"], sid, "the same session");
+    for gone in ["reconnecting", "disconnected"] {
+        assert!(!p.has_event(gone), "{gone}: {:?}", p.events());
+    }
 }
