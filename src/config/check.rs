@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ports;
-use super::raw::{RawAcme, RawAuth, RawConfig, RawDatabase, RawLiveKit, RawRooms, RawServer};
+use super::raw::{
+    RawAcme, RawAuth, RawConfig, RawDatabase, RawLiveKit, RawRecording, RawRooms, RawServer,
+};
 use super::{
     Acme, AcmeChallenge, Auth, Config, Credentials, Embedded, Env, HttpLimits, LiveKit, Mode,
-    Problem, Rooms, Server, Source, Supervision, TlsFiles, Turn, MIN_SECRET_LEN,
+    Problem, Recording, Redis, Rooms, Server, Source, Supervision, TlsFiles, Turn, S3,
+    MIN_SECRET_LEN,
 };
 use crate::livekit::client::RoomOptions;
 use crate::secret::Secret;
@@ -128,6 +131,7 @@ pub(super) fn validate(
     let auth = validate_auth(&raw.auth, &mut c);
     let rooms = validate_rooms(&raw.rooms, &mut c);
     let livekit = validate_livekit(raw.livekit, env, &mut c);
+    let recording = validate_recording(&raw.recording, &mut c);
     let log_level = c.level(
         "log.level",
         &raw.log.level,
@@ -141,6 +145,7 @@ pub(super) fn validate(
         auth,
         rooms,
         livekit,
+        recording,
         log_level,
     }
 }
@@ -358,6 +363,93 @@ fn validate_rooms(raw: &RawRooms, c: &mut Checker) -> Rooms {
             empty_timeout: c.duration("rooms.emptyTimeout", &raw.empty_timeout),
             departure_timeout: c.duration("rooms.departureTimeout", &raw.departure_timeout),
         },
+    }
+}
+
+fn validate_recording(raw: &RawRecording, c: &mut Checker) -> Recording {
+    let path = |v: &str| (!v.trim().is_empty()).then(|| PathBuf::from(v.trim()));
+    if !(0..=36_500).contains(&raw.retain_days) {
+        c.fail(
+            "recording.retainDays",
+            "must be between 0 (keep) and 36500",
+        );
+    }
+    let retain = (raw.retain_days > 0)
+        .then(|| Duration::from_secs(raw.retain_days.clamp(0, 36_500) as u64 * 86_400));
+    if !(raw.egress_cpu_cost > 0.0 && raw.egress_cpu_cost <= 64.0) {
+        c.fail(
+            "recording.egressCpuCost",
+            "must be a number of CPU cores above 0 and at most 64",
+        );
+    }
+    let r = &raw.redis;
+    let redis = if r.address.trim().is_empty() {
+        for (key, set) in [
+            ("recording.redis.username", !r.username.trim().is_empty()),
+            ("recording.redis.password", !r.password.is_empty()),
+            ("recording.redis.db", r.db != 0),
+        ] {
+            if set {
+                c.fail(key, "is set but recording.redis.address is empty");
+            }
+        }
+        None
+    } else {
+        if !(0..=15).contains(&r.db) {
+            c.fail("recording.redis.db", "must be between 0 and 15");
+        }
+        if !r.address.contains(':') {
+            c.fail("recording.redis.address", "must be host:port");
+        }
+        let username = r.username.trim();
+        Some(Redis {
+            address: r.address.trim().to_string(),
+            username: (!username.is_empty()).then(|| username.to_string()),
+            password: (!r.password.is_empty()).then(|| Secret::new(r.password.as_str())),
+            db: r.db.clamp(0, 15) as u32,
+        })
+    };
+    let s = &raw.s3;
+    let s3 = if s.bucket.trim().is_empty() {
+        for (key, set) in [
+            ("recording.s3.endpoint", !s.endpoint.trim().is_empty()),
+            ("recording.s3.accessKey", !s.access_key.trim().is_empty()),
+            ("recording.s3.secretKey", !s.secret_key.is_empty()),
+        ] {
+            if set {
+                c.fail(key, "is set but recording.s3.bucket is empty");
+            }
+        }
+        None
+    } else {
+        for (key, value) in [
+            ("recording.s3.accessKey", s.access_key.trim()),
+            ("recording.s3.secretKey", s.secret_key.trim()),
+            ("recording.s3.region", s.region.trim()),
+        ] {
+            if value.is_empty() {
+                c.fail(key, "is required when recording.s3.bucket is set");
+            }
+        }
+        Some(S3 {
+            endpoint: c.url("recording.s3.endpoint", &s.endpoint, &["http", "https"]),
+            region: s.region.trim().to_string(),
+            bucket: s.bucket.trim().to_string(),
+            prefix: s.prefix.trim().trim_start_matches('/').to_string(),
+            access_key: s.access_key.trim().to_string(),
+            secret_key: Secret::new(s.secret_key.trim()),
+            force_path_style: s.force_path_style,
+        })
+    };
+    Recording {
+        enabled: raw.enabled,
+        dir: path(&raw.dir),
+        retain,
+        egress_binary_path: path(&raw.egress_binary_path),
+        redis_binary_path: path(&raw.redis_binary_path),
+        egress_cpu_cost: raw.egress_cpu_cost,
+        redis,
+        s3,
     }
 }
 

@@ -180,6 +180,7 @@ pub struct Config {
     pub auth: Auth,
     pub rooms: Rooms,
     pub livekit: LiveKit,
+    pub recording: Recording,
     /// bedrud's own log level (`log.level`).
     pub log_level: String,
 }
@@ -345,6 +346,54 @@ pub struct Supervision {
     pub ready_timeout: Duration,
 }
 
+/// Recording with LiveKit Egress (`recording.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    /// `recording.enabled`: the API records; in embedded mode bedrud also runs Redis (unless
+    /// `redis` names one) and the egress worker.
+    pub enabled: bool,
+    /// `recording.dir`: where finished local recordings are kept; `None` = `<dataDir>/recordings`
+    /// (use [`Config::recordings_dir`]).
+    pub dir: Option<PathBuf>,
+    /// `recording.retainDays`: recordings older than this are deleted; `None` keeps them.
+    pub retain: Option<Duration>,
+    /// `recording.egressBinaryPath`: the egress worker; `None` = `egress` found like LiveKit's binary.
+    pub egress_binary_path: Option<PathBuf>,
+    /// `recording.redisBinaryPath`: `redis-server`; `None` = found on the usual paths.
+    pub redis_binary_path: Option<PathBuf>,
+    /// `recording.egressCpuCost`: CPU cores egress' resource guard reserves per recording
+    /// (its defaults assume large machines).
+    pub egress_cpu_cost: f64,
+    /// `recording.redis.address` set: an existing Redis that LiveKit and egress share;
+    /// `None` in embedded mode = bedrud runs its own on loopback with a generated password.
+    pub redis: Option<Redis>,
+    /// `recording.s3.bucket` set: egress uploads there and bedrud reads from there;
+    /// `None` = local files in `dir`.
+    pub s3: Option<S3>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redis {
+    /// `host:port`.
+    pub address: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub db: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3 {
+    /// `recording.s3.endpoint`: an S3-compatible server's URL; `None` = AWS for `region`.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Object keys start with this (`recordings/` by default).
+    pub prefix: String,
+    pub access_key: String,
+    pub secret_key: Secret,
+    pub force_path_style: bool,
+}
+
 /// The static LiveKit config could not be read as YAML.
 #[derive(Debug, thiserror::Error)]
 pub enum StaticConfigError {
@@ -377,6 +426,12 @@ impl Embedded {
 }
 
 impl Config {
+    /// Where finished local recordings are kept (`recording.dir`, else in the data folder).
+    pub fn recordings_dir(&self) -> PathBuf {
+        let default = || self.server.data_dir.join("recordings");
+        self.recording.dir.clone().unwrap_or_else(default)
+    }
+
     pub fn embedded(&self) -> Option<&Embedded> {
         match &self.livekit.mode {
             Mode::Embedded(e) => Some(e),

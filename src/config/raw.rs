@@ -147,6 +147,7 @@ pub(super) struct RawConfig {
     pub(super) auth: RawAuth,
     pub(super) rooms: RawRooms,
     pub(super) livekit: RawLiveKit,
+    pub(super) recording: RawRecording,
     pub(super) log: RawLog,
 }
 
@@ -350,6 +351,72 @@ impl Default for RawRooms {
             reconcile_interval: "30s".into(),
             empty_timeout: "5m".into(),
             departure_timeout: "20s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct RawRecording {
+    pub(super) enabled: bool,
+    pub(super) dir: String,
+    pub(super) retain_days: i64,
+    pub(super) egress_binary_path: String,
+    pub(super) redis_binary_path: String,
+    pub(super) egress_cpu_cost: f64,
+    pub(super) redis: RawRedis,
+    pub(super) s3: RawS3,
+}
+
+impl Default for RawRecording {
+    fn default() -> Self {
+        RawRecording {
+            enabled: false,
+            dir: String::new(),
+            retain_days: 0,
+            egress_binary_path: String::new(),
+            redis_binary_path: String::new(),
+            egress_cpu_cost: 0.5,
+            redis: RawRedis::default(),
+            s3: RawS3::default(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct RawRedis {
+    pub(super) address: String,
+    pub(super) username: String,
+    #[serde(deserialize_with = "scalar_string")]
+    pub(super) password: String,
+    pub(super) db: i64,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct RawS3 {
+    pub(super) endpoint: String,
+    pub(super) region: String,
+    pub(super) bucket: String,
+    pub(super) prefix: String,
+    #[serde(deserialize_with = "scalar_string")]
+    pub(super) access_key: String,
+    #[serde(deserialize_with = "scalar_string")]
+    pub(super) secret_key: String,
+    pub(super) force_path_style: bool,
+}
+
+impl Default for RawS3 {
+    fn default() -> Self {
+        RawS3 {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            prefix: "recordings/".into(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            force_path_style: false,
         }
     }
 }

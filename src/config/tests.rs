@@ -455,3 +455,39 @@ fn acme_problems_are_all_reported_with_their_keys() {
         "{p:#?}"
     );
 }
+
+#[test]
+fn recording_defaults_keep_local_files_in_the_data_folder() {
+    let c = parse_ok("server:\n  dataDir: /srv/bedrud\n");
+    assert!(!c.recording.enabled);
+    assert_eq!(c.recordings_dir(), PathBuf::from("/srv/bedrud/recordings"));
+    assert_eq!(c.recording.retain, None);
+    assert!(c.recording.redis.is_none() && c.recording.s3.is_none());
+    let c = parse_ok(
+        "recording:\n  enabled: true\n  retainDays: 2\n  s3:\n    endpoint: http://127.0.0.1:7070/\n    \
+         bucket: rec\n    accessKey: k\n    secretKey: s3cret\n    forcePathStyle: true\n",
+    );
+    let s3 = c.recording.s3.expect("s3");
+    assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:7070"));
+    assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("rec", "recordings/"));
+    assert_eq!(c.recording.retain, Some(Duration::from_secs(2 * 86_400)));
+}
+
+#[test]
+fn recording_problems_name_their_keys_and_hide_secrets() {
+    let p = problems(
+        "recording:\n  retainDays: -1\n  egressCpuCost: 0\n  redis:\n    password: hunter2hunter2\n  \
+         s3:\n    bucket: rec\n    endpoint: ftp://x\n",
+    );
+    for key in [
+        "recording.retainDays:",
+        "recording.egressCpuCost:",
+        "recording.redis.password:",
+        "recording.s3.accessKey:",
+        "recording.s3.secretKey:",
+        "recording.s3.endpoint:",
+    ] {
+        assert!(has(&p, key), "{key} missing from {p:#?}");
+    }
+    assert!(!p.iter().any(|l| l.contains("hunter2")), "{p:#?}");
+}

@@ -85,6 +85,7 @@ const KEYS: &[Key] = &[
         Live,
         rooms.livekit_room.departure_timeout
     ),
+    key!("recording.retainDays", Live, recording.retain),
     key!("server.bodyTimeout", Live, server.limits.body_timeout),
     key!("server.watchConfig", Live, server.watch_config),
     // The API certificate is swapped in place (new handshakes get it); TURN/TLS, which reads the
@@ -146,6 +147,36 @@ const KEYS: &[Key] = &[
         server.limits.max_connections
     ),
     key!("database.url", ProcessRestart, database_url),
+    // The recording worker, its Redis and the storage client are started once with bedrud.
+    key!("recording.enabled", ProcessRestart, recording.enabled),
+    key!("recording.dir", ProcessRestart, recording.dir),
+    key!(
+        "recording.egressBinaryPath",
+        ProcessRestart,
+        recording.egress_binary_path
+    ),
+    key!(
+        "recording.redisBinaryPath",
+        ProcessRestart,
+        recording.redis_binary_path
+    ),
+    key!(
+        "recording.egressCpuCost",
+        ProcessRestart,
+        recording.egress_cpu_cost
+    ),
+    Key {
+        name: "recording.redis",
+        class: Class::ProcessRestart,
+        value: |c| with_secret(&c.recording.redis, |r| r.password.as_ref()),
+        adopt: |_, _| {},
+    },
+    Key {
+        name: "recording.s3",
+        class: Class::ProcessRestart,
+        value: |c| with_secret(&c.recording.s3, |s| Some(&s.secret_key)),
+        adopt: |_, _| {},
+    },
     Key {
         name: "auth.jwtSecret",
         class: Class::ProcessRestart,
@@ -222,6 +253,18 @@ impl Changes {
 }
 
 /// Every key whose value differs, sorted into its class.
+/// A block compared with its secret: `Debug` masks secrets, so a changed password alone would
+/// otherwise look unchanged.
+fn with_secret<T: std::fmt::Debug>(
+    block: &Option<T>,
+    secret: impl Fn(&T) -> Option<&crate::secret::Secret>,
+) -> String {
+    match block {
+        Some(b) => format!("{b:?} {:?}", secret(b).map(|s| s.expose())),
+        None => "none".into(),
+    }
+}
+
 pub fn diff(running: &Config, new: &Config) -> Changes {
     let mut changes = Changes::default();
     for k in KEYS {

@@ -162,6 +162,46 @@ fn edits() -> Vec<(String, &'static str, Class)> {
             "livekit.port",
             Class::ProcessRestart,
         ),
+        (
+            "recording:\n  retainDays: 30\n",
+            "recording.retainDays",
+            Class::Live,
+        ),
+        (
+            "recording:\n  enabled: true\n",
+            "recording.enabled",
+            Class::ProcessRestart,
+        ),
+        (
+            "recording:\n  dir: /srv/recordings\n",
+            "recording.dir",
+            Class::ProcessRestart,
+        ),
+        (
+            "recording:\n  egressBinaryPath: /opt/egress\n",
+            "recording.egressBinaryPath",
+            Class::ProcessRestart,
+        ),
+        (
+            "recording:\n  redisBinaryPath: /opt/redis-server\n",
+            "recording.redisBinaryPath",
+            Class::ProcessRestart,
+        ),
+        (
+            "recording:\n  egressCpuCost: 2\n",
+            "recording.egressCpuCost",
+            Class::ProcessRestart,
+        ),
+        (
+            "recording:\n  redis:\n    address: 127.0.0.1:6379\n",
+            "recording.redis",
+            Class::ProcessRestart,
+        ),
+        (
+            "recording:\n  s3:\n    bucket: b\n    accessKey: k\n    secretKey: s\n",
+            "recording.s3",
+            Class::ProcessRestart,
+        ),
     ];
     let mut all: Vec<(String, &'static str, Class)> = rows
         .iter()
@@ -173,6 +213,24 @@ fn edits() -> Vec<(String, &'static str, Class)> {
         Class::ProcessRestart,
     ));
     all
+}
+
+#[test]
+fn a_changed_secret_alone_is_a_change_though_debug_masks_it() {
+    let s3 = |secret: &str| {
+        config(&format!(
+            "recording:\n  s3:\n    bucket: b\n    accessKey: k\n    secretKey: {secret}\n"
+        ))
+    };
+    let changes = diff(&s3("one"), &s3("two"));
+    assert_eq!(changes.process_restart, vec!["recording.s3"], "{changes:?}");
+    let redis = |password: &str| {
+        config(&format!(
+            "recording:\n  redis:\n    address: 127.0.0.1:6379\n    password: {password}\n"
+        ))
+    };
+    let changes = diff(&redis("one"), &redis("two"));
+    assert_eq!(changes.process_restart, vec!["recording.redis"], "{changes:?}");
 }
 
 #[test]
