@@ -136,3 +136,200 @@ fn both_packages_run_the_same_host_setup() {
         assert!(repo_root().join(rpm[script].as_str().unwrap()).is_file());
     }
 }
+
+/// The `recording` variant of a tool's metadata (bedrud-recording).
+fn recording<'a>(m: &'a toml::Table, tool: &str) -> &'a toml::Table {
+    metadata(m, tool)["variants"]["recording"]
+        .as_table()
+        .unwrap()
+}
+
+/// Debian's name → Fedora's name of each package bedrud-recording needs besides bedrud and the
+/// libraries egress links (those come from each tool's automatic dependencies).
+const RECORDING_DEPENDENCIES: [(&str, &str); 11] = [
+    ("gstreamer1.0-plugins-base", "gstreamer1-plugins-base"),
+    ("gstreamer1.0-plugins-good", "gstreamer1-plugins-good"),
+    ("gstreamer1.0-plugins-bad", "gstreamer1-plugins-bad-free"),
+    ("gstreamer1.0-plugins-ugly", "gstreamer1-plugins-ugly-free"),
+    ("gstreamer1.0-libav", "gstreamer1-plugin-libav"),
+    ("gstreamer1.0-pulseaudio", "gstreamer1-plugins-good"),
+    ("gstreamer1.0-tools", "gstreamer1"),
+    ("redis-server", "redis"),
+    ("chromium", "chromium"),
+    ("xvfb", "xorg-x11-server-Xvfb"),
+    ("pulseaudio", "pulseaudio"),
+];
+
+#[test]
+fn the_recording_package_carries_the_same_files_in_deb_and_rpm() {
+    let m = manifest();
+    let deb_variant = recording(&m, "deb");
+    let rpm_variant = recording(&m, "generate-rpm");
+    let pairs = |list: &toml::Value| -> BTreeMap<String, (String, String)> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| match a {
+                toml::Value::Array(a) => {
+                    let s = |i: usize| a[i].as_str().unwrap().to_string();
+                    (s(0), (format!("/{}", s(1)), s(2)))
+                }
+                _ => {
+                    let s = |k: &str| a[k].as_str().unwrap().to_string();
+                    (s("source"), (s("dest"), s("mode")))
+                }
+            })
+            .collect()
+    };
+    let mut deb = pairs(&deb_variant["assets"]);
+    let mut rpm = pairs(&rpm_variant["assets"]);
+    assert_eq!(
+        deb["target/package/egress"],
+        ("/usr/lib/bedrud/egress".to_string(), "755".to_string()),
+        "the interface recsup looks the worker up at"
+    );
+    assert_eq!(
+        deb["packaging/recording/recording.conf"].0,
+        "/usr/lib/systemd/system/bedrud.service.d/recording.conf"
+    );
+    // Distribution-specific: lintian's overrides; the licence files (Debian: the generated
+    // copyright file; RPM: /usr/share/licenses); egress' NOTICE in each family's place.
+    assert!(deb
+        .remove("packaging/recording/lintian-overrides")
+        .is_some());
+    assert!(rpm.remove("LICENSE").is_some());
+    assert!(rpm.remove("target/package/egress-LICENSE").is_some());
+    let notice = "target/package/egress-NOTICE";
+    assert_eq!(
+        deb.remove(notice).unwrap().0,
+        "/usr/share/doc/bedrud-recording/NOTICE.egress"
+    );
+    assert_eq!(
+        rpm.remove(notice).unwrap().0,
+        "/usr/share/licenses/bedrud-recording/NOTICE.egress"
+    );
+    assert_eq!(deb, rpm);
+    for source in deb.keys() {
+        if !source.starts_with("target/") {
+            assert!(repo_root().join(source).is_file(), "{source} is missing");
+        }
+    }
+}
+
+#[test]
+fn the_recording_package_has_its_name_and_depends_on_the_same_bedrud_and_the_same_parts() {
+    let m = manifest();
+    let version = env!("CARGO_PKG_VERSION");
+    // cargo-deb names a variant <crate>-<variant>; cargo-generate-rpm needs it spelled out.
+    assert_eq!(m["package"]["name"].as_str(), Some("bedrud"));
+    assert!(recording(&m, "deb").get("name").is_none());
+    let rpm = recording(&m, "generate-rpm");
+    assert_eq!(rpm["name"].as_str(), Some("bedrud-recording"));
+    assert!(
+        rpm.get("version").is_none() && recording(&m, "deb").get("revision").is_none(),
+        "the same version as bedrud"
+    );
+
+    let deb_depends: Vec<&str> = recording(&m, "deb")["depends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(deb_depends[0], "$auto", "the libraries egress links");
+    // Debian: any build of the same upstream version (0.1.0-1, 0.1.0-2…, never 0.1.1).
+    let same_bedrud = [
+        format!("bedrud (>= {version})"),
+        format!("bedrud (<< {version}.~)"),
+    ];
+    assert_eq!(
+        deb_depends[1..3],
+        same_bedrud.each_ref().map(|s| s.as_str())
+    );
+    // RPM: a version without a release matches every release of that version.
+    let requires = rpm["requires"].as_table().unwrap();
+    assert_eq!(
+        requires["bedrud"].as_str(),
+        Some(format!("= {version}").as_str())
+    );
+
+    let deb_parts: Vec<&str> = deb_depends[3..].to_vec();
+    let expected: Vec<&str> = RECORDING_DEPENDENCIES.iter().map(|(d, _)| *d).collect();
+    assert_eq!(deb_parts, expected, "the .deb's dependencies");
+    let mut rpm_parts: Vec<&str> = requires
+        .keys()
+        .filter(|k| *k != "bedrud")
+        .map(String::as_str)
+        .collect();
+    rpm_parts.sort();
+    let mut expected: Vec<&str> = RECORDING_DEPENDENCIES.iter().map(|(_, r)| *r).collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(rpm_parts, expected, "the .rpm's requirements");
+    for (_, v) in requires {
+        assert!(v.as_str().is_some(), "{v}");
+    }
+}
+
+#[test]
+fn bedrud_suggests_the_recording_package_which_inherits_none_of_bedruds_scripts() {
+    let m = manifest();
+    assert_eq!(
+        metadata(&m, "deb")["suggests"].as_str(),
+        Some("bedrud-recording")
+    );
+    let rpm = metadata(&m, "generate-rpm");
+    assert_eq!(rpm["suggests"]["bedrud-recording"].as_str(), Some("*"));
+
+    // A variant inherits every key it does not set: these would make bedrud-recording suggest
+    // itself, recommend ca-certificates, or run bedrud's host set-up and unit scripts.
+    let deb_variant = recording(&m, "deb");
+    for key in ["recommends", "suggests"] {
+        assert_eq!(deb_variant[key].as_array().map(Vec::len), Some(0), "{key}");
+    }
+    let units = deb_variant["systemd-units"].as_table().unwrap();
+    assert_ne!(units["unit-scripts"].as_str(), Some("systemd"));
+    assert!(!repo_root()
+        .join(units["unit-scripts"].as_str().unwrap())
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".service")));
+    let scripts = deb_variant["maintainer-scripts"].as_str().unwrap();
+    assert_ne!(
+        scripts,
+        metadata(&m, "deb")["maintainer-scripts"].as_str().unwrap()
+    );
+    let rpm_variant = recording(&m, "generate-rpm");
+    for key in ["recommends", "suggests"] {
+        assert_eq!(
+            rpm_variant[key].as_table().map(|t| t.len()),
+            Some(0),
+            "{key}"
+        );
+    }
+    for key in [
+        "post_install_script",
+        "pre_uninstall_script",
+        "post_uninstall_script",
+    ] {
+        assert_ne!(rpm_variant[key].as_str(), rpm[key].as_str(), "{key}");
+    }
+    let read = |p: &str| std::fs::read_to_string(repo_root().join(p)).unwrap();
+    for script in [
+        format!("{scripts}/postinst"),
+        format!("{scripts}/postrm"),
+        rpm_variant["post_install_script"].as_str().unwrap().into(),
+        rpm_variant["post_uninstall_script"]
+            .as_str()
+            .unwrap()
+            .into(),
+    ] {
+        let text = read(&script);
+        assert!(
+            text.contains("daemon-reload"),
+            "{script} reloads systemd for the drop-in"
+        );
+        assert!(!text.contains("host-setup"), "{script}");
+    }
+}
