@@ -6,6 +6,9 @@
 #                           The chroot tests copy it; the booted tests boot a copy with systemd-nspawn.
 #   .tools/debian-root-rpm  the same plus Debian's rpm, for the booted .rpm test: rpm runs inside the
 #                           booted container, so that the scriptlets talk to its running systemd.
+#   .tools/recording-debs   not a root: the .debs that bedrud-recording's dependencies (its
+#                           `depends` in Cargo.toml) add to .tools/debian-root, so that the test
+#                           installs it offline through its dependencies alone.
 # Downloading happens here, in set-up: the tests copy these roots and run offline. A no-op for a
 # root that exists.
 # Usage: scripts/debian-root.sh            (root; needs debootstrap)
@@ -57,3 +60,27 @@ make_root debian-root systemd,ca-certificates,man-db \
   usr/bin/systemd-sysusers usr/bin/man etc/ssl/certs/ca-certificates.crt
 make_root debian-root-rpm systemd,ca-certificates,rpm \
   usr/bin/systemd-sysusers usr/bin/rpm etc/ssl/certs/ca-certificates.crt
+
+# recording_debs: download (not install) what bedrud-recording depends on, as apt in the clean root
+# resolves it, into .tools/recording-debs. Keyed by the dependency list, so that editing it in
+# Cargo.toml downloads again.
+recording_debs() {
+  local root="$PWD/.tools/debian-root" dest="$PWD/.tools/recording-debs" list
+  list=$(python3 -c '
+import sys, tomllib
+deb = tomllib.load(open("Cargo.toml", "rb"))["package"]["metadata"]["deb"]
+names = [d.split()[0] for d in deb["variants"]["recording"]["depends"]]
+print(" ".join(n for n in names if n not in ("$auto", "bedrud")))')
+  [ "$(cat "$dest/depends" 2>/dev/null)" = "$list" ] && return 0
+  echo "debian-root: downloading bedrud-recording's dependencies into .tools/recording-debs" >&2
+  local cache="$root/var/cache/apt/archives"
+  rm -f "$cache"/*.deb
+  # shellcheck disable=SC2086 # one word per package
+  chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+    apt-get install -qq --download-only --no-install-recommends -y $list >/dev/null
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  mv "$cache"/*.deb "$dest"/
+  echo "$list" >"$dest/depends"
+}
+recording_debs

@@ -12,7 +12,8 @@
 #   Pebble, Let's Encrypt's test CA, for the ACME tests (scripts/install-pebble.sh)
 #   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
 #   the Python livekit SDK in .tools/venv for real test participants (scripts/install-python.sh)
-#   a clean Debian root in .tools/debian-root for the package tests (scripts/debian-root.sh)
+#   a clean Debian root in .tools/debian-root for the package tests, and the .debs that
+#   bedrud-recording depends on, downloaded for its offline install test (scripts/debian-root.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

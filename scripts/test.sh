@@ -16,10 +16,12 @@ scripts/build-web.sh --lint
 cargo clippy --all-targets --test meeting --test cluster --test web --test packages --test egress \
   --locked -- -D warnings
 cargo test --lib --bins --tests --locked "$@"
-# The packages, built as a release would build them (and a newer build for the upgrade test).
+# The packages, built as a release would build them (and a newer build for the upgrade test),
+# and bedrud-recording (the egress worker scripts/setup.sh built).
 for kind in deb rpm; do
   scripts/package.sh "$kind" >/dev/null
   scripts/package.sh "$kind" --revision 2 >/dev/null
+  scripts/package.sh "$kind" --recording >/dev/null
 done
 # Meetings with real WebRTC participants (the Python SDK, and Chromium driving the web app), and
 # the packages installed into clean roots, inside a private network namespace (see netns-run.sh).

@@ -26,7 +26,8 @@ fn package(name: &str) -> PathBuf {
     assert!(
         p.is_file(),
         "{} is missing. Build the packages with: scripts/package.sh deb && scripts/package.sh deb \
-         --revision 2 && scripts/package.sh rpm && scripts/package.sh rpm --revision 2 \
+         --revision 2 && scripts/package.sh rpm && scripts/package.sh rpm --revision 2, and \
+         scripts/package.sh deb --recording && scripts/package.sh rpm --recording \
          (scripts/test.sh does)",
         p.display()
     );
@@ -39,6 +40,14 @@ fn deb(revision: u32) -> PathBuf {
 
 fn rpm(revision: u32) -> PathBuf {
     package(&format!("bedrud-{VERSION}-{revision}.x86_64.rpm"))
+}
+
+fn recording_deb() -> PathBuf {
+    package(&format!("bedrud-recording_{VERSION}-1_amd64.deb"))
+}
+
+fn recording_rpm() -> PathBuf {
+    package(&format!("bedrud-recording-{VERSION}-1.x86_64.rpm"))
 }
 
 fn tool(name: &str, package: &str) -> PathBuf {
@@ -563,13 +572,15 @@ fn lintian_reports_no_errors_or_warnings() {
     let out = Command::new(lintian)
         .arg("--show-overrides")
         .arg(deb(1))
+        .arg(recording_deb())
         .output()
         .unwrap();
     let report = text(&out);
     // Proof that lintian read the package: it reports the overrides it applied. (Its exit
     // status is no guide here: --show-overrides counts an overridden error as a failure.)
     assert!(
-        report.contains("O: bedrud: embedded-library libyaml"),
+        report.contains("O: bedrud: embedded-library libyaml")
+            && report.contains("O: bedrud-recording: hardening-no-pie"),
         "lintian did not check the package:\n{report}"
     );
     let problems: Vec<&str> = report
@@ -589,11 +600,185 @@ fn rpmlint_reports_no_errors_or_warnings() {
         .arg("-c")
         .arg(repo_root().join("packaging/rpmlint.toml"))
         .arg(rpm(1))
+        .arg(recording_rpm())
         .output()
         .unwrap();
     let report = text(&out);
     assert!(
-        report.contains("0 errors, 0 warnings"),
+        report.contains("2 packages and 0 specfiles checked; 0 errors, 0 warnings"),
         "rpmlint (filters, each explained, in packaging/rpmlint.toml):\n{report}"
     );
+}
+
+/// The GStreamer elements egress builds bedrud's recordings from: Opus audio from the room's
+/// tracks (depayloaded, decoded, mixed, encoded) into OGG or MP4, and the room composite with
+/// video (X11 capture of Chromium's window, PulseAudio's sound, H.264 by x264), plus the video
+/// decoders of a track composite. The list `grep`s out of egress' pipeline code (pkg/pipeline);
+/// `faac` (AAC) is left out: Debian has no such element, so bedrud records MP4 with Opus.
+const EGRESS_ELEMENTS: [&str; 29] = [
+    "appsrc",
+    "queue",
+    "tee",
+    "capsfilter",
+    "filesink",
+    "rtpopusdepay",
+    "opusdec",
+    "opusenc",
+    "audioconvert",
+    "audioresample",
+    "audiorate",
+    "audiomixer",
+    "oggmux",
+    "mp4mux",
+    "webmmux",
+    "splitmuxsink",
+    "rtph264depay",
+    "rtpvp8depay",
+    "rtpvp9depay",
+    "h264parse",
+    "avdec_h264",
+    "vp8dec",
+    "x264enc",
+    "videoconvert",
+    "videoscale",
+    "videorate",
+    "ximagesrc",
+    "pulsesrc",
+    "mpegtsmux",
+];
+
+/// The downloaded .debs of bedrud-recording's dependencies (scripts/debian-root.sh), put into
+/// the root's apt cache so that apt installs them offline.
+fn offer_recording_dependencies(r: &DebianRoot) {
+    let debs = repo_root().join(".tools/recording-debs");
+    assert!(
+        debs.join("depends").is_file(),
+        "bedrud-recording's dependencies are not downloaded at {}. Download them with: \
+         scripts/debian-root.sh (needs the Debian mirror; scripts/setup.sh does)",
+        debs.display()
+    );
+    let cache = r.path("/var/cache/apt/archives");
+    for entry in std::fs::read_dir(&debs).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "deb") {
+            std::fs::copy(entry.path(), cache.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn recording_deb_installs_through_its_dependencies_and_its_worker_runs() {
+    require_private_network("packages");
+    let r = DebianRoot::new();
+    offer_recording_dependencies(&r);
+    let bedrud = r.copy_in(&deb(1));
+    let recording = r.copy_in(&recording_deb());
+    // Only what the packages depend on: no recommends, nothing named by hand, nothing fetched.
+    r.sh_ok(&format!(
+        "apt-get install -y --no-install-recommends --no-download {bedrud} {recording}"
+    ));
+    let fields = r.sh_ok("dpkg-query -W -f '${Version} ${Suggests}' bedrud");
+    assert_eq!(fields, format!("{VERSION}-1 bedrud-recording"));
+    let depends = r.sh_ok("dpkg-query -W -f '${Version} ${Depends}' bedrud-recording");
+    assert!(
+        depends.starts_with(&format!("{VERSION}-1 "))
+            && depends.contains(&format!("bedrud (>= {VERSION})"))
+            && depends.contains("libgstreamer1.0-0"),
+        "{depends}"
+    );
+
+    // The worker, where recsup's lookup expects it, runs and finds every library it links.
+    assert_eq!(r.owner_and_mode("/usr/lib/bedrud/egress"), (0, 0, 0o755));
+    let version = r.sh_ok("/usr/lib/bedrud/egress --version");
+    assert_eq!(version.trim(), format!("egress version {EGRESS}"));
+    let ldd = r.sh_ok("ldd /usr/lib/bedrud/egress");
+    assert!(
+        ldd.contains("libgstreamer-1.0.so.0 => /") && !ldd.contains("not found"),
+        "{ldd}"
+    );
+    // Every element its pipelines use, and the programs of the room composite with video.
+    let script = format!(
+        "for e in {}; do gst-inspect-1.0 --exists \"$e\" || echo \"missing element: $e\"; done; \
+         for p in redis-server chromium Xvfb pulseaudio; do command -v \"$p\" >/dev/null || \
+         echo \"missing program: $p\"; done",
+        EGRESS_ELEMENTS.join(" ")
+    );
+    let missing = r.sh_ok(&script);
+    assert!(missing.trim().is_empty(), "{missing}");
+
+    // The drop-in belongs to bedrud.service and keeps it valid.
+    let verify = r.sh("systemd-analyze verify bedrud.service");
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(
+        !text(&verify).contains("bedrud.service"),
+        "{}",
+        text(&verify)
+    );
+    let drop_in = r.read("/usr/lib/systemd/system/bedrud.service.d/recording.conf");
+    assert!(
+        drop_in.contains("BindPaths=/var/lib/bedrud/egress-tmp:/home/egress/tmp"),
+        "{drop_in}"
+    );
+
+    // Removing the recorder leaves bedrud whole; purging it leaves nothing of its own.
+    r.sh_ok("apt-get purge -y bedrud-recording");
+    for gone in [
+        "/usr/lib/bedrud/egress",
+        "/usr/lib/systemd/system/bedrud.service.d",
+        "/usr/share/doc/bedrud-recording",
+    ] {
+        assert!(!r.path(gone).exists(), "{gone} is still there after purge");
+    }
+    assert!(r.path("/usr/lib/bedrud/livekit-server").is_file());
+    r.sh_ok("dpkg-query -W -f '${Status}' bedrud | grep -q 'install ok installed'");
+}
+
+#[test]
+fn recording_rpm_installs_and_erases_beside_bedrud_in_an_rpm_root() {
+    let rpm_tool = tool("rpm", "rpm");
+    // As in the bedrud .rpm test: a Debian root with an empty RPM database (--nodeps); the
+    // dependencies themselves are the .deb test's and tests/packaging.rs' business.
+    let r = DebianRoot::new();
+    let rpm_in = |args: &[&str]| {
+        let mut c = Command::new(&rpm_tool);
+        c.arg("--root").arg(&r.root).args(args);
+        c
+    };
+    run_ok(&mut rpm_in(&["--initdb"]));
+    run_ok(rpm_in(&["-i", "--nodeps"]).arg(rpm(1)).arg(recording_rpm()));
+    let requires = run_ok(&mut rpm_in(&["-q", "--requires", "bedrud-recording"]));
+    for needed in [
+        format!("bedrud = {VERSION}"),
+        "libgstreamer-1.0.so.0()(64bit)".into(),
+        "gstreamer1-plugins-good".into(),
+        "redis".into(),
+        "chromium".into(),
+    ] {
+        assert!(
+            requires.lines().any(|l| l.trim() == needed),
+            "{needed}:\n{requires}"
+        );
+    }
+    let suggests = run_ok(&mut rpm_in(&["-q", "--suggests", "bedrud"]));
+    assert_eq!(suggests.trim(), "bedrud-recording");
+    assert_eq!(r.owner_and_mode("/usr/lib/bedrud/egress"), (0, 0, 0o755));
+    let drop_in = "/usr/lib/systemd/system/bedrud.service.d/recording.conf";
+    assert_eq!(r.owner_and_mode(drop_in), (0, 0, 0o644));
+    assert_eq!(
+        r.read(drop_in),
+        std::fs::read_to_string(repo_root().join("packaging/recording/recording.conf")).unwrap()
+    );
+
+    // Erasing the recorder leaves bedrud and its unit enabled; its own folders go.
+    let wants = "/etc/systemd/system/multi-user.target.wants/bedrud.service";
+    assert!(r.path(wants).is_symlink());
+    run_ok(&mut rpm_in(&["-e", "bedrud-recording"]));
+    for gone in [
+        "/usr/lib/bedrud/egress",
+        "/usr/lib/systemd/system/bedrud.service.d",
+        "/usr/share/licenses/bedrud-recording",
+    ] {
+        assert!(!r.path(gone).exists(), "{gone} is still there after rpm -e");
+    }
+    assert!(r.path("/usr/lib/bedrud/livekit-server").is_file());
+    assert!(r.path(wants).is_symlink(), "bedrud stays enabled");
 }
