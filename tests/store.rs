@@ -2,8 +2,8 @@
 //! scripts/test.sh passes its URL in `$BEDRUD_TEST_POSTGRES`). Each test gets a fresh database.
 
 use bedrud::store::{
-    Applied, Event, EventLog, LiveParticipant, PresenceChange, RefreshUse, Role, Room, Store,
-    StoreError,
+    Applied, Event, EventLog, LiveParticipant, NewRecording, Outcome, PresenceChange,
+    RecordingStatus, RefreshUse, Role, Room, Store, StoreError,
 };
 
 /// A fresh, empty database of each kind, migrated.
@@ -465,5 +465,106 @@ async fn only_one_instance_at_a_time_may_reconcile_a_shared_database() {
             s.kind()
         );
         again.unwrap().release().await;
+    }
+}
+
+#[tokio::test]
+async fn one_recording_in_progress_per_room_and_finished_ones_never_change() {
+    for (store, _dir) in stores().await {
+        let new = |room: &str| NewRecording {
+            room: room.into(),
+            started_by: "u1".into(),
+            layout: "grid".into(),
+            audio_only: true,
+        };
+        let a = store.insert_recording(new("r1")).await.unwrap();
+        assert_eq!(a.status, RecordingStatus::Starting);
+        assert!(a.audio_only);
+        // The database itself refuses a second recording of the same room in progress.
+        assert!(matches!(
+            store.insert_recording(new("r1")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let other = store.insert_recording(new("r2")).await.unwrap();
+        store.set_recording_egress(&a.id, "EG_a").await.unwrap();
+        let by_egress = store.recording_by_egress("EG_a").await.unwrap().unwrap();
+        assert_eq!(by_egress.id, a.id);
+        // A second recording cannot take the same egress id.
+        assert!(store.set_recording_egress(&other.id, "EG_a").await.is_err());
+
+        assert!(store
+            .advance_recording(&a.id, RecordingStatus::Active, Some(1000))
+            .await
+            .unwrap());
+        // Repeated or late events do not move it back, nor change when it started.
+        assert!(!store
+            .advance_recording(&a.id, RecordingStatus::Active, Some(2000))
+            .await
+            .unwrap());
+        let active = store.recording(&a.id).await.unwrap().unwrap();
+        assert_eq!(
+            (active.status, active.started_at),
+            (RecordingStatus::Active, Some(1000))
+        );
+        assert_eq!(
+            store.recording_in_progress("r1").await.unwrap().unwrap().id,
+            a.id
+        );
+        assert_eq!(store.recordings_in_progress().await.unwrap().len(), 2);
+
+        let done = Outcome::Complete {
+            file: "x.mp4".into(),
+            size: 1234,
+            duration_ms: 5000,
+        };
+        assert!(store
+            .finish_recording(&a.id, &done, None, 9000)
+            .await
+            .unwrap());
+        // The first outcome stays.
+        let late = Outcome::Failed("late".into());
+        assert!(!store
+            .finish_recording(&a.id, &late, None, 9500)
+            .await
+            .unwrap());
+        assert!(!store
+            .advance_recording(&a.id, RecordingStatus::Ending, None)
+            .await
+            .unwrap());
+        let a = store.recording(&a.id).await.unwrap().unwrap();
+        assert_eq!(a.status, RecordingStatus::Complete);
+        assert_eq!(
+            (
+                a.file.as_deref(),
+                a.size,
+                a.duration_ms,
+                a.ended_at,
+                a.error
+            ),
+            (Some("x.mp4"), Some(1234), Some(5000), Some(9000), None)
+        );
+        // The slot is free again once it finished.
+        assert!(store.recording_in_progress("r1").await.unwrap().is_none());
+        let b = store.insert_recording(new("r1")).await.unwrap();
+        let failed = Outcome::Failed("egress worker died".into());
+        assert!(store
+            .finish_recording(&b.id, &failed, None, 9900)
+            .await
+            .unwrap());
+        let listed = store.recordings_of_room("r1").await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().any(|r| r.id == b.id
+            && r.status == RecordingStatus::Failed
+            && r.error.as_deref() == Some("egress worker died")));
+
+        // Retention sees finished ones only.
+        let old = store
+            .finished_recordings_before(bedrud::store::now_ms() + 1000)
+            .await
+            .unwrap();
+        assert_eq!(old.len(), 2, "{old:?}");
+        assert!(store.delete_recording(&a.id).await.unwrap());
+        assert!(!store.delete_recording(&a.id).await.unwrap());
+        assert!(store.recording(&a.id).await.unwrap().is_none());
     }
 }

@@ -4,6 +4,7 @@
 mod event_log;
 mod mirror;
 mod presence;
+mod recordings;
 mod rooms;
 mod users;
 
@@ -15,6 +16,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use event_log::EventLog;
 pub use presence::{Applied, Egress, Event, LiveParticipant, PresenceChange};
+pub use recordings::{NewRecording, Outcome, Recording, RecordingStatus};
 pub use rooms::{Room, RoomSummary};
 pub use users::{RefreshUse, Role, User};
 
