@@ -175,6 +175,7 @@ impl Application {
             webhook_warning: state.webhook_warning.clone(),
             directory: state.directory.clone(),
             warned_limits: Default::default(),
+            recorder: Some(state.recorder.clone()),
         };
         let reloader = Reloader::new(reload::Parts {
             config: config.clone(),
@@ -410,6 +411,12 @@ fn state(
     };
     let livekit_proxy = embedded.then(|| format!("127.0.0.1:{livekit_port}"));
     let livekit = LiveKitClient::new(&internal, &creds);
+    let recorder = Arc::new(crate::recording::Recorder::new(
+        store.clone(),
+        &internal,
+        &creds,
+        config.clone(),
+    ));
     let directory = Arc::new(RoomDirectory::new(
         store.clone(),
         livekit.clone(),
@@ -438,6 +445,7 @@ fn state(
         directory,
         webhook_warning: Default::default(),
         reload: Some(reload),
+        recorder,
     })
 }
 

@@ -15,6 +15,7 @@ pub mod manual;
 pub mod metrics;
 pub mod rate_limit;
 pub mod reconcile;
+pub mod recording;
 pub mod reload;
 pub mod rooms;
 pub mod secret;
