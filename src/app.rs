@@ -413,6 +413,7 @@ fn state(
     let livekit = LiveKitClient::new(&internal, &creds);
     let recorder = Arc::new(crate::recording::Recorder::new(
         store.clone(),
+        livekit.clone(),
         &internal,
         &creds,
         config.clone(),

@@ -23,6 +23,10 @@ pub const NO_REDIS_CAUSE: &str = "LiveKit has no Redis, so it cannot reach any e
     (LiveKit said: egress not connected (redis required))";
 pub const NO_REDIS_FIX: &str = "add a redis: section to LiveKit's YAML pointing at the Redis the \
     egress workers use, and make sure that Redis is healthy";
+/// LiveKit cannot reach its Redis (the seed's "Redis connection fails" row).
+pub const REDIS_DOWN_CAUSE: &str = "LiveKit cannot reach its Redis (unreachable or wrong address)";
+pub const REDIS_DOWN_FIX: &str = "check redis.address in LiveKit's YAML and that Redis is running \
+    and reachable from LiveKit";
 /// No worker took the request (none running, none subscribed to that Redis, or all busy).
 pub const NO_WORKER_CAUSE: &str = "no egress worker answered the request";
 pub const NO_WORKER_FIX: &str = "start an egress worker connected to the same Redis as LiveKit \
@@ -80,6 +84,12 @@ fn classify_twirp(code: &str, msg: &str) -> EgressError {
     let lower = msg.to_ascii_lowercase();
     if lower.contains("redis required") || lower.contains("egress not connected") {
         unavailable(NO_REDIS_CAUSE, NO_REDIS_FIX)
+    } else if lower.contains("redis")
+        || lower.contains("dial tcp")
+        || lower.contains("connection refused")
+    {
+        // The only connection LiveKit makes for an egress request is to Redis.
+        unavailable(REDIS_DOWN_CAUSE, REDIS_DOWN_FIX)
     } else if lower.contains("permission") || code == "unauthenticated" {
         unavailable(DENIED_CAUSE, DENIED_FIX)
     } else if lower.contains("no response")
@@ -226,6 +236,11 @@ mod tests {
     fn livekit_refusals_become_the_seeds_causes() {
         let e = classify_twirp("unavailable", "egress not connected (redis required)");
         assert!(e.to_string().contains("redis: section"), "{e}");
+        let e = classify_twirp(
+            "unknown",
+            "dial tcp 127.0.0.1:1: connect: connection refused",
+        );
+        assert!(e.to_string().contains("cannot reach its Redis"), "{e}");
         let e = classify_twirp("unauthenticated", "permissions denied");
         assert!(e.to_string().contains("Room grant"), "{e}");
         let e = classify_twirp("deadline_exceeded", "request timed out");

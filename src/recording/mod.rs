@@ -16,6 +16,7 @@ use livekit_protocol as proto;
 use tokio::sync::watch;
 
 use crate::config::{Config, Credentials};
+use crate::livekit::client::{LiveKitClient, LkError};
 use crate::store::{NewRecording, Outcome, Recording, RecordingStatus, Store, StoreError};
 pub use egress::EgressError;
 
@@ -49,6 +50,10 @@ pub enum RecordingError {
 pub struct Recorder {
     store: Store,
     egress: egress::Egress,
+    /// To see whether an active recording's egress participant is still in its room.
+    livekit: LiveKitClient,
+    /// Egress ids whose participant was missing at the last reconciliation pass.
+    missing: std::sync::Mutex<std::collections::HashSet<String>>,
     config: watch::Receiver<Arc<Config>>,
     /// One `process_recording` at a time in this process (a webhook and reconciliation may
     /// both see the same end); the store's conditional updates guard across instances.
@@ -62,6 +67,7 @@ fn ns_to_ms(ns: i64) -> Option<i64> {
 impl Recorder {
     pub fn new(
         store: Store,
+        livekit: LiveKitClient,
         livekit_host: &str,
         credentials: &Credentials,
         config: watch::Receiver<Arc<Config>>,
@@ -69,6 +75,8 @@ impl Recorder {
         Recorder {
             store,
             egress: egress::Egress::new(livekit_host, credentials),
+            livekit,
+            missing: Default::default(),
             config,
             settling: Default::default(),
         }
@@ -296,7 +304,10 @@ impl Recorder {
         let mut changed = 0;
         for rec in self.store.recordings_in_progress().await? {
             match &rec.egress_id {
-                Some(id) => self.refresh(id).await?,
+                Some(id) => {
+                    self.refresh(id).await?;
+                    self.check_worker(&rec, id).await?;
+                }
                 None => {
                     let age = crate::store::now_ms() - rec.created_at;
                     if age > ABANDONED_START.as_millis() as i64 {
@@ -312,6 +323,53 @@ impl Recorder {
             }
         }
         Ok(changed)
+    }
+
+    /// A worker that died mid-recording (killed, out of memory, its host gone) never reports
+    /// the end: LiveKit keeps answering `EGRESS_ACTIVE`. The recording's participant (identity =
+    /// egress id, hidden) leaves the room when its handler dies, so an active recording whose
+    /// participant is missing at two passes in a row is failed, and egress is asked to stop it.
+    async fn check_worker(&self, rec: &Recording, egress_id: &str) -> Result<(), RecordingError> {
+        let Some(now) = self.store.recording(&rec.id).await? else {
+            return Ok(());
+        };
+        if now.status != RecordingStatus::Active {
+            self.forget_missing(egress_id);
+            return Ok(());
+        }
+        let present = match self.livekit.active_participants(&rec.room).await {
+            Ok(ps) => ps.iter().any(|p| p.identity == egress_id),
+            Err(LkError::NotFound(_)) => false,
+            // LiveKit itself unreachable: no conclusion about the worker.
+            Err(_) => return Ok(()),
+        };
+        if present {
+            self.forget_missing(egress_id);
+            return Ok(());
+        }
+        let again = !self
+            .missing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(egress_id.to_string());
+        if again {
+            self.forget_missing(egress_id);
+            let why = "the egress worker stopped recording without reporting it (its participant \
+                       left the room while egress still says active): the worker probably died; \
+                       check its log";
+            self.finish(&now, &Outcome::Failed(why.into()), None)
+                .await?;
+            // Let LiveKit forget it too; with the worker gone this may well fail.
+            let _ = self.egress.stop(&rec.room, egress_id).await;
+        }
+        Ok(())
+    }
+
+    fn forget_missing(&self, egress_id: &str) {
+        self.missing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(egress_id);
     }
 
     /// Retention (`recording.retainDays`, read anew each time so a reload applies): deletes
