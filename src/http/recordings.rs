@@ -78,6 +78,7 @@ pub async fn start(
     let room = moderated_room(&s, &who, &room).await?;
     let layout = body.layout.unwrap_or_else(|| DEFAULT_LAYOUT.into());
     validate_layout(&layout)?;
+    s.recorder.ensure_enabled()?;
     require_livekit(&s)?;
     let rec = s
         .recorder

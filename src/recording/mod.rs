@@ -96,6 +96,19 @@ impl Recorder {
         Some(self.config().recordings_dir().join(file))
     }
 
+    /// Refuses when recording is off or asks for what this build cannot do (read anew each
+    /// time: a reload may change it).
+    pub fn ensure_enabled(&self) -> Result<(), RecordingError> {
+        let config = self.config();
+        if !config.recording.enabled {
+            return Err(RecordingError::Disabled);
+        }
+        if config.recording.s3.is_some() {
+            return Err(RecordingError::S3Unsupported);
+        }
+        Ok(())
+    }
+
     /// Starts recording `room`: takes the room's slot in the store first (so two starts cannot
     /// both reach egress), then asks egress; the slot is given back if egress refuses.
     pub async fn start(
@@ -105,14 +118,8 @@ impl Recorder {
         layout: &str,
         audio_only: bool,
     ) -> Result<Recording, RecordingError> {
-        let config = self.config();
-        if !config.recording.enabled {
-            return Err(RecordingError::Disabled);
-        }
-        if config.recording.s3.is_some() {
-            return Err(RecordingError::S3Unsupported);
-        }
-        let dir = config.recordings_dir();
+        self.ensure_enabled()?;
+        let dir = self.config().recordings_dir();
         let incoming = files::prepare(&dir)
             .map_err(|e| RecordingError::Folder(dir.display().to_string(), e.to_string()))?;
         let new = NewRecording {
