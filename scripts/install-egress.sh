@@ -27,12 +27,12 @@ PNPM_VERSION=10.34.9
 build_key="$EGRESS_VERSION+template-default/pnpm-$PNPM_VERSION"
 
 # Build: GStreamer's headers (-bad for mpegts and webrtc). Run time: the plugin sets egress' pipelines use (opusenc, oggmux and
-# mp4mux are in -base/-good, x264enc in -ugly, the RTP depayloaders in -good, the pulse source for
-# the web-page composite in the pulseaudio package), libav for decoding, redis-server (egress and
+# mp4mux are in -base/-good, x264enc in -ugly, the RTP depayloaders in -good, and the web-page
+# composite's ximagesrc and pulsesrc in -good too), libav for decoding, redis-server (egress and
 # livekit-server meet through Redis), and ffmpeg (ffprobe/ffmpeg: the tests decode what was recorded).
 # The room composite with video: egress starts Xvfb (xvfb) and Chromium (chromium, found on $PATH
-# by chromedp) for each recording and loads its template into a PulseAudio null sink (pulseaudio,
-# with pactl from pulseaudio-utils); the PulseAudio daemon itself must already run (docs/recording.md).
+# by chromedp) for each recording and plays the room into a PulseAudio null sink it loads with
+# pactl (pulseaudio-utils); the PulseAudio daemon itself must already run (docs/recording.md).
 need_packages=()
 for p in libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-base \
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \

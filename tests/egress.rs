@@ -43,11 +43,21 @@ const RATE: usize = 48_000;
 /// moving across it.
 const CAMERA_RGB: [u8; 3] = [0, 200, 0];
 
-/// How much longer than egress' reported duration the file of a room composite with video may
-/// be. Egress counts from its "pipeline playing" to the stop request; the file also holds what
-/// the pipeline encoded just before the first and drained to its end after the second (0.6 to
-/// 1.0 s more, seen on the 2-core test machine at load average 9). SDK-based recordings hold
-/// what egress counts, within the ±1 s every check allows.
+/// How egress got what it recorded, which sets how exact the file can be.
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    /// GStreamer subscribed to the tracks itself (audio-only composite, track egress): the file
+    /// holds what egress reports, within the ±1 s every check allows, and the tone throughout.
+    Sdk,
+    /// Chromium showed and played the room (composite with video). The file may be up to
+    /// [`WEB_EXTRA_SECS`] longer than reported, and the sound has passed through Chromium and
+    /// PulseAudio: on a starved machine it may drop out, so one second of the tone may miss.
+    Web,
+}
+
+/// Egress counts a web recording from its "pipeline playing" to the stop request; the file also
+/// holds what the pipeline encoded just before the first and drained to its end after the second
+/// (0.2 to 1.3 s more, seen on the 2-core test machine at load average 9 to 17).
 const WEB_EXTRA_SECS: f64 = 2.0;
 
 /// One chain at a time: each runs a worker, and the video composite a Chromium, an Xvfb and an
@@ -87,6 +97,20 @@ struct Chain {
     egress_log: PathBuf,
     ports: Ports,
     out: PathBuf,
+}
+
+/// Egress starts each recording as a handler in a session of its own, and the handler starts
+/// Xvfb and Chromium: killing the worker alone would leave them running (seen: an Xvfb outliving
+/// a failed test). So the whole tree goes, from one snapshot taken while it is intact.
+impl Drop for Chain {
+    fn drop(&mut self) {
+        for (pid, ..) in process_tree(self.egress.0.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 impl Chain {
@@ -547,11 +571,16 @@ fn dominant_frequency(samples: &[f64]) -> (f64, f64) {
     (best, rms)
 }
 
-/// `secs` of `what` in `file` match the `reported_secs` egress reported: within 1 s, or up to
-/// `extra` seconds more.
-fn assert_length(file: &Path, what: &str, secs: f64, reported_secs: f64, extra: f64) {
+/// `secs` of `what` in `file` match the `reported_secs` egress reported: within 1 s, or, for a
+/// web recording, up to [`WEB_EXTRA_SECS`] more.
+fn assert_length(file: &Path, what: &str, secs: f64, reported_secs: f64, source: Source) {
+    let extra = if source == Source::Web {
+        WEB_EXTRA_SECS
+    } else {
+        1.0
+    };
     assert!(
-        secs > reported_secs - 1.0 && secs < reported_secs + extra.max(1.0),
+        secs > reported_secs - 1.0 && secs < reported_secs + extra,
         "{}: {secs:.2} s of {what}, egress reported {reported_secs:.2} s",
         file.display()
     );
@@ -559,11 +588,11 @@ fn assert_length(file: &Path, what: &str, secs: f64, reported_secs: f64, extra: 
 
 /// The file holds the tone: the decoded audio is as long as egress says it recorded (see
 /// [`assert_length`]; and most of the time it was recording), and each whole second of it, but
-/// the first, is 440 Hz.
-fn assert_tone(file: &Path, reported_secs: f64, extra: f64) {
+/// the first, is 440 Hz (one may miss in a web recording: see [`Source::Web`]).
+fn assert_tone(file: &Path, reported_secs: f64, source: Source) {
     let samples = decode(file);
     let secs = samples.len() as f64 / RATE as f64;
-    assert_length(file, "audio", secs, reported_secs, extra);
+    assert_length(file, "audio", secs, reported_secs, source);
     assert!(
         secs >= record_for().as_secs_f64() - 2.0,
         "{}: only {secs:.2} s of audio for {:?} of recording",
@@ -571,13 +600,23 @@ fn assert_tone(file: &Path, reported_secs: f64, extra: f64) {
         record_for()
     );
     // The first second may hold the silence before the participant's track was subscribed.
-    for (i, second) in samples.chunks_exact(RATE).enumerate().skip(1) {
-        let (hz, rms) = dominant_frequency(second);
-        assert!(
-            (hz - TONE_HZ).abs() <= 5.0 && rms > 500.0,
-            "{}: second {i} is {hz} Hz at RMS {rms:.0}, not the {TONE_HZ} Hz tone",
-            file.display()
-        );
+    let misses: Vec<String> = samples
+        .chunks_exact(RATE)
+        .enumerate()
+        .skip(1)
+        .map(|(i, second)| (i, dominant_frequency(second)))
+        .filter(|(_, (hz, rms))| (hz - TONE_HZ).abs() > 5.0 || *rms <= 500.0)
+        .map(|(i, (hz, rms))| format!("second {i} is {hz} Hz at RMS {rms:.0}"))
+        .collect();
+    let allowed = if source == Source::Web { 1 } else { 0 };
+    assert!(
+        misses.len() <= allowed,
+        "{}: not the {TONE_HZ} Hz tone: {}",
+        file.display(),
+        misses.join("; ")
+    );
+    if !misses.is_empty() {
+        eprintln!("{}: tolerated: {}", file.display(), misses.join("; "));
     }
 }
 
@@ -626,7 +665,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             )
             .await;
         assert_eq!(streams(&file), ["audio:opus"], "{}", file.display());
-        assert_tone(&file, secs, 0.0);
+        assert_tone(&file, secs, Source::Sdk);
 
         // Room composite, audio only, to MP4: with Opus, because MP4's default AAC needs
         // GStreamer's `faac`, which Debian does not ship (livekit-api's default codec is Opus).
@@ -647,7 +686,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             )
             .await;
         assert_eq!(streams(&file), ["audio:opus"], "{}", file.display());
-        assert_tone(&file, secs, 0.0);
+        assert_tone(&file, secs, Source::Sdk);
 
         // One track as it was published (no re-encoding): the participant's Opus in OGG.
         let direct = proto::DirectFileOutput {
@@ -665,7 +704,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             )
             .await;
         assert_eq!(streams(&file), ["audio:opus"], "{}", file.display());
-        assert_tone(&file, secs, 0.0);
+        assert_tone(&file, secs, Source::Sdk);
         drop(alice);
     });
 }
@@ -738,7 +777,7 @@ fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
             ("h264", 1280, 720)
         );
         assert!(video.frames > 0, "{}: no video frames", file.display());
-        assert_length(&file, "video", video.secs, secs, WEB_EXTRA_SECS);
+        assert_length(&file, "video", video.secs, secs, Source::Web);
         assert!(
             video.secs >= record_for().as_secs_f64() - 2.0,
             "{}: only {:.2} s of video for {:?} of recording",
@@ -775,7 +814,7 @@ fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
             video.secs - 1.5,
             changed * 100.0
         );
-        assert_tone(&file, secs, WEB_EXTRA_SECS);
+        assert_tone(&file, secs, Source::Web);
         drop(alice);
     });
 }
