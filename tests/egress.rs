@@ -791,7 +791,7 @@ fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
         let pixels = frame_pixels(&file, video.secs - 1.5);
         let green = share_of(&pixels, CAMERA_RGB);
         assert!(
-            green >= 0.3,
+            green >= 0.5,
             "{}: only {:.0} % of the frame at {:.1} s is the camera's green",
             file.display(),
             green * 100.0,
@@ -807,11 +807,17 @@ fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
             .count() as f64
             / pixels.len() as f64;
         assert!(
-            changed >= 0.02,
+            changed >= 0.05,
             "{}: the picture did not move between {:.1} s and {:.1} s ({:.1} % of it changed)",
             file.display(),
             video.secs - 2.5,
             video.secs - 1.5,
+            changed * 100.0
+        );
+        eprintln!(
+            "{}: camera green over {:.0} % of the frame, {:.0} % of it changed in 1 s",
+            file.display(),
+            green * 100.0,
             changed * 100.0
         );
         assert_tone(&file, secs, Source::Web);
