@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 mod in_process;
+pub mod pulseaudio;
 pub mod tone;
 pub mod webhooks;
 
