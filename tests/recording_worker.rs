@@ -185,6 +185,34 @@ fn embedded_mode_runs_redis_and_egress_and_records() {
         );
         assert!(!b.logs().contains(secret), "a secret is in bedrud's log");
     }
+    // doctor, beside the running bedrud, finds everything in order.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bedrud"))
+        .args(["doctor", "--json", "--config"])
+        .arg(setup.sb.config_path())
+        .env_clear()
+        .env("PATH", &setup.path_env)
+        .env("TMPDIR", setup.sb.tmp())
+        .output()
+        .unwrap();
+    let findings: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let level = |check: &str| {
+        let f = findings.iter().find(|f| f["check"] == check);
+        f.unwrap_or_else(|| panic!("no {check} in {findings:#?}"))["level"].clone()
+    };
+    for check in [
+        "Recording Redis",
+        "Egress worker",
+        "Recordings folder",
+        "Egress temp folder",
+    ] {
+        assert_eq!(level(check), "OK", "{check}: {findings:#?}");
+    }
+    assert_ne!(level("GStreamer elements"), "FAIL", "{findings:#?}");
     // The worker's own folder first on its PATH; its handlers will carry the owner mark.
     let environ = std::fs::read(format!("/proc/{worker}/environ")).unwrap();
     let environ = String::from_utf8_lossy(&environ);
@@ -311,4 +339,45 @@ fn embedded_mode_runs_redis_and_egress_and_records() {
     for secret in [password.as_str(), SECRET] {
         assert!(!b.logs().contains(secret), "a secret is in bedrud's log");
     }
+}
+
+#[test]
+fn an_existing_redis_is_used_and_one_that_does_not_answer_stops_the_start() {
+    require_private_network("recording_worker");
+    let setup = Setup::new();
+    let base = setup.sb.embedded_config(LIVEKIT, "");
+
+    // Nothing listens there: bedrud refuses to start, naming the key, rather than letting
+    // LiveKit and egress fail over and over.
+    let dead = free_port(false);
+    setup.sb.write_config(&format!(
+        "{base}recording:\n  enabled: true\n  redis:\n    address: 127.0.0.1:{dead}\n    password: never-printed-0123\n"
+    ));
+    let mut b = setup.sb.start(&[("PATH", &setup.path_env)]);
+    let status = b.wait_exit();
+    assert!(!status.success());
+    let log = b.logs();
+    assert!(
+        log.contains("recording.redis") && log.contains(&format!("127.0.0.1:{dead}")),
+        "{log}"
+    );
+    assert!(!log.contains("never-printed"), "{log}");
+
+    // One that answers: LiveKit and egress use it, bedrud runs no Redis of its own.
+    let password = "existing-redis-password-0123";
+    let (_redis, port) = redis(setup.sb.path(), Some(password));
+    setup.sb.write_config(&format!(
+        "{base}recording:\n  enabled: true\n  redis:\n    address: 127.0.0.1:{port}\n    password: {password}\n"
+    ));
+    let mut b = setup.start();
+    let status = b.wait_for("the egress worker to be ready", |b| {
+        let r = recording(b);
+        (r["worker"]["state"] == "ready").then_some(r)
+    });
+    assert_eq!(status["redis"]["managed"], false, "{status}");
+    assert_eq!(status["redis"]["address"], format!("127.0.0.1:{port}"));
+    assert!(setup.generated("bedrud-redis-").is_empty());
+    assert!(!setup.data().join("recording-redis.yaml").exists());
+    assert!(!b.logs().contains(password));
+    assert!(b.terminate().success());
 }

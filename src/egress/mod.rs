@@ -3,6 +3,7 @@
 //! worker. `prepare` does everything that can fail before anything starts; `Recorder::start`
 //! runs Redis before LiveKit and egress once LiveKit is ready, and stops them in reverse.
 
+pub mod doctor;
 pub mod redis;
 pub mod worker;
 
@@ -362,5 +363,90 @@ impl Running {
             stop.cancel();
             let _ = task.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Env, Source};
+
+    fn config_from(text: &str) -> Config {
+        config::parse(
+            text,
+            &Source::File("/etc/bedrud/config.yaml".into()),
+            &Env::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn which_redis_recording_uses() {
+        assert_eq!(redis_source(&config_from("")).unwrap(), None);
+        let on = "recording:\n  enabled: true\n";
+        assert_eq!(
+            redis_source(&config_from(on)).unwrap(),
+            Some(RedisSource::Embedded)
+        );
+        let existing = format!("{on}  redis:\n    address: 127.0.0.1:6390\n    db: 3\n");
+        match redis_source(&config_from(&existing)).unwrap() {
+            Some(RedisSource::Configured(r)) => {
+                assert_eq!((r.address.as_str(), r.db), ("127.0.0.1:6390", 3))
+            }
+            other => panic!("{other:?}"),
+        }
+        let external = format!(
+            "{on}livekit:\n  external: true\n  host: wss://lk.example.test\n  \
+             internalHost: https://lk.example.test\n  apiKey: k\n  \
+             apiSecret: 0123456789abcdef0123456789abcdef\n"
+        );
+        assert_eq!(redis_source(&config_from(&external)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_static_livekit_config_must_name_its_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let lk = dir.path().join("livekit.yaml");
+        std::fs::write(
+            &lk,
+            "port: 7880\nkeys:\n  k: 0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        let text = format!(
+            "recording:\n  enabled: true\nlivekit:\n  configPath: {}\n",
+            lk.display()
+        );
+        let e = redis_source(&config_from(&text)).unwrap_err().to_string();
+        assert!(
+            e.contains("no redis: block") && e.contains(&lk.display().to_string()),
+            "{e}"
+        );
+        std::fs::write(
+            &lk,
+            "port: 7880\nredis:\n  address: 127.0.0.1:6391\n  password: pw-static\n",
+        )
+        .unwrap();
+        match redis_source(&config_from(&text)).unwrap() {
+            Some(RedisSource::StaticLiveKit(r)) => {
+                assert_eq!(r.address, "127.0.0.1:6391");
+                assert_eq!(r.password.unwrap().expose(), "pw-static");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn status_line_names_both_parts() {
+        let mut r = RecordingStatus {
+            redis: ProcStatus::new(true, None),
+            worker: ProcStatus::new(true, None),
+        };
+        r.redis.state = State::Ready;
+        r.worker.state = State::Restarting;
+        r.worker.restarts = 2;
+        assert_eq!(
+            r.summary(),
+            "recording: worker restarting (2 restarts), Redis ready"
+        );
     }
 }
