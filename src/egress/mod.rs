@@ -197,7 +197,12 @@ pub async fn prepare(
     let tmp = egress_tmp(config);
     crate::host::private::create_dir(&tmp)
         .with_context(|| format!("cannot create {} (server.dataDir)", tmp.display()))?;
-    let private_home = private_home::available().then(|| tmp.clone());
+    // The namespace covers /home: what egress must reach there would vanish from its view.
+    let tmp = std::path::absolute(&tmp).unwrap_or(tmp);
+    let under_home = [&tmp, &std::path::absolute(config.recordings_dir())?]
+        .iter()
+        .any(|p| p.starts_with("/home"));
+    let private_home = (private_home::available() && !under_home).then(|| tmp.clone());
     if private_home.is_none() {
         check_egress_tmp()?;
     }

@@ -101,6 +101,8 @@ pub struct Launch {
 pub struct Process {
     child: Child,
     stop_signal: Signal,
+    /// Its name in bedrud's messages.
+    name: &'static str,
     pub pid: u32,
     pub started: Instant,
     tail: Tail,
@@ -165,6 +167,10 @@ impl Process {
         Ok(Process {
             child,
             stop_signal: launch.stop_signal,
+            name: match launch.log_as {
+                "livekit" => "LiveKit",
+                other => other,
+            },
             pid,
             started: Instant::now(),
             tail,
@@ -206,13 +212,18 @@ impl Process {
         }
         tracing::warn!(
             pid = self.pid,
-            "still draining after {grace:?}; forcing it to stop"
+            "{} still draining after {grace:?}; forcing it to stop",
+            self.name
         );
         self.signal(self.stop_signal);
         if let Ok(status) = tokio::time::timeout(FORCE_WAIT, self.wait()).await {
             return status;
         }
-        tracing::warn!(pid = self.pid, "two stop signals ignored; sending SIGKILL");
+        tracing::warn!(
+            pid = self.pid,
+            "{} ignored two stop signals; sending SIGKILL",
+            self.name
+        );
         self.signal(Signal::SIGKILL);
         self.wait().await
     }
