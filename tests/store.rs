@@ -16,6 +16,11 @@ async fn stores() -> Vec<(Store, Option<tempfile::TempDir>)> {
 }
 
 async fn fresh_postgres() -> Store {
+    Store::connect(&fresh_postgres_url().await).await.unwrap()
+}
+
+/// A new, empty database on the test PostgreSQL; its URL.
+async fn fresh_postgres_url() -> String {
     let base = std::env::var("BEDRUD_TEST_POSTGRES").unwrap_or_default();
     assert!(
         !base.is_empty(),
@@ -32,8 +37,7 @@ async fn fresh_postgres() -> Store {
         .execute(&mut admin)
         .await
         .unwrap();
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
-    Store::connect(&url).await.unwrap()
+    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
 
 fn room(name: &str, owner: &str) -> Room {
@@ -389,6 +393,170 @@ async fn a_batch_of_events_applies_in_order_each_id_once_and_admission_follows()
         assert_eq!(applied, 100, "100 distinct ids among 200 events");
         assert_eq!(s.webhook_event_count().await.unwrap(), 104);
     }
+}
+
+/// A batch is folded into a few statements (`store::event_batch`); the result must be what the
+/// same events applied one by one, in order, give. Random batches over a small world (two known
+/// rooms and an unknown one, three people, three sessions each, repeated ids, room events among
+/// them), each applied both ways to its own database, on SQLite and on PostgreSQL.
+#[tokio::test]
+async fn a_batch_gives_what_its_events_give_one_by_one() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..2 {
+        let (batched, _a) = store_of_kind(round).await;
+        let (single, _b) = store_of_kind(round).await;
+        for s in [&batched, &single] {
+            let owner = s
+                .create_user("o@x.test", "O", "h", Role::User)
+                .await
+                .unwrap();
+            for name in ["r0", "r1"] {
+                s.create_room(room(name, &owner.id)).await.unwrap();
+            }
+            let r0 = s.room_by_name("r0").await.unwrap().unwrap();
+            s.ban(&r0.id, "p2").await.unwrap();
+        }
+        let mut id = 0;
+        for _ in 0..60 {
+            let events: Vec<Event> = (0..1 + next(24))
+                .map(|_| {
+                    let room = format!("r{}", next(3));
+                    let who = format!("p{}", next(3));
+                    let sid = format!("S{}", next(3));
+                    let change = match next(10) {
+                        0..=4 => PresenceChange::Joined {
+                            room,
+                            participant: participant(&who, &sid),
+                        },
+                        5..=8 => PresenceChange::Left {
+                            room,
+                            identity: who,
+                            sid,
+                        },
+                        _ => PresenceChange::RoomFinished { room },
+                    };
+                    // Now and then an id seen before (in this batch or an earlier one).
+                    id += 1;
+                    let n = if next(5) == 0 { next(id) } else { id };
+                    Event {
+                        id: format!("EV_{n}"),
+                        name: "e".into(),
+                        change,
+                    }
+                })
+                .collect();
+            let together = batched
+                .apply_events(&events.iter().collect::<Vec<_>>())
+                .await
+                .unwrap();
+            let mut alone = Vec::new();
+            for e in &events {
+                alone.extend(single.apply_events(&[e]).await.unwrap());
+            }
+            assert_eq!(together, alone, "outcomes of {events:#?}");
+            for name in ["r0", "r1", "r2"] {
+                assert_eq!(
+                    batched.participants(name).await.unwrap(),
+                    single.participants(name).await.unwrap(),
+                    "room {name} after {events:#?}"
+                );
+            }
+        }
+    }
+}
+
+async fn store_of_kind(kind: usize) -> (Store, Option<tempfile::TempDir>) {
+    match kind {
+        0 => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = bedrud::store::default_url(dir.path());
+            (Store::connect(&url).await.unwrap(), Some(dir))
+        }
+        _ => (fresh_postgres().await, None),
+    }
+}
+
+/// Two instances on one PostgreSQL answer joins from memory (`store::mirror`, shared mode): a
+/// ban or a participant committed by one reaches the other through the database's
+/// notification, also after the other's listening connection was cut (it reads everything
+/// again). Each instance sees its own writes at once.
+#[tokio::test]
+async fn instances_on_one_postgres_see_each_others_bans_and_participants() {
+    let url = fresh_postgres_url().await;
+    let a = Store::connect(&url).await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    let owner = a
+        .create_user("o@x.test", "O", "h", Role::User)
+        .await
+        .unwrap();
+    let standup = a.create_room(room("standup", &owner.id)).await.unwrap();
+    let eventually = |what: &'static str, store: Store, want: (i64, bool), who: &'static str| {
+        let id = standup.id.clone();
+        async move {
+            // Bounded wait for an asynchronous delivery, not a timing assertion.
+            for _ in 0..500 {
+                if store.admission("standup", &id, who).await.unwrap() == want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("{what}: the other instance never saw {want:?} for {who}");
+        }
+    };
+
+    a.ban(&standup.id, "u_x").await.unwrap();
+    assert_eq!(
+        a.admission("standup", &standup.id, "u_x").await.unwrap(),
+        (0, true)
+    );
+    eventually("a ban made on A", b.clone(), (0, true), "u_x").await;
+
+    let joined = Event {
+        id: "EV_1".into(),
+        name: "participant_joined".into(),
+        change: PresenceChange::Joined {
+            room: "standup".into(),
+            participant: participant("u_y", "PA_1"),
+        },
+    };
+    b.apply_events(&[&joined]).await.unwrap();
+    assert_eq!(
+        b.admission("standup", &standup.id, "u_x").await.unwrap(),
+        (1, true)
+    );
+    eventually("a participant stored by B", a.clone(), (1, true), "u_x").await;
+
+    // Cut every LISTEN connection of this database; a change made before B listens again
+    // must still reach B (it reads everything again once reconnected).
+    let cut = sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    );
+    let mut admin = {
+        use sqlx::Connection;
+        sqlx::AnyConnection::connect(&url).await.unwrap()
+    };
+    let n = cut.fetch_all(&mut admin).await.unwrap().len();
+    assert!(
+        n >= 2,
+        "both instances listen ({n} listening connections found)"
+    );
+    a.unban(&standup.id, "u_x").await.unwrap();
+    eventually(
+        "an unban made while B's listener was cut",
+        b.clone(),
+        (1, false),
+        "u_x",
+    )
+    .await;
+    a.clear_room("standup").await.unwrap();
+    eventually("a room cleared on A", b.clone(), (0, false), "u_x").await;
 }
 
 #[tokio::test]
