@@ -5,6 +5,7 @@
 
 pub mod audio;
 mod in_process;
+pub mod pulseaudio;
 pub mod webhooks;
 
 #[allow(unused_imports)] // only the API test binaries use it
