@@ -216,9 +216,15 @@ pub async fn prepare(
         cpu_cost: rec.egress_cpu_cost,
     });
     let owner = tmp.display().to_string();
+    // Its HOME (Chromium, for the composite with video, keeps caches there): in the data
+    // folder, not in the namespace's small tmpfs nor a home bedrud's user may not have.
+    let home = config.server.data_dir.join("egress-home");
+    crate::host::private::create_dir(&home)
+        .with_context(|| format!("cannot create {} (server.dataDir)", home.display()))?;
     let env: Vec<(OsString, OsString)> = vec![
         ("PATH".into(), worker::child_path(&binary).into()),
         (worker::MARK.into(), owner.clone().into()),
+        ("HOME".into(), std::path::absolute(&home)?.into_os_string()),
         // GStreamer's plugin registry cache: in the data folder, not a home folder that may be
         // read-only (systemd's ProtectHome) or hidden (the private namespace's tmpfs).
         (
