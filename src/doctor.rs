@@ -80,6 +80,7 @@ pub async fn run(config: &Config, env_livekit_config: bool) -> Vec<Finding> {
             if let Some(path) = &e.static_config {
                 out.extend(static_config(path).await);
             }
+            out.extend(crate::egress::doctor::checks(config).await);
         }
         Mode::External => {
             out.push(internal_host(config).await);

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod egress;
 pub mod host;
 pub mod http;
 pub mod keys;

@@ -3,6 +3,7 @@
 //! API tests that never reach LiveKit run bedrud in-process instead ([`TestApp`], in `in_process`).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod audio;
 mod in_process;
 pub mod pulseaudio;
 pub mod tone;
