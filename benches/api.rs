@@ -52,7 +52,9 @@ fn run(db: &str) {
     );
     let mut b = sb.start(&[("BEDRUD_LOG", "warn")]);
     b.wait_ready();
+    println!("\n## {db}\n");
     let tokens = users(&b);
+    println!("{}", rss(&b, &format!("after {USERS} registrations")));
     let (st, body) = call(
         "POST",
         &b.url("/api/room/create"),
@@ -60,9 +62,26 @@ fn run(db: &str) {
         Some(&json!({"name": "bench", "maxParticipants": 1000})),
     );
     assert_eq!(st, 201, "{body}");
-    println!("\n## {db}\n");
     joins(&b, &tokens);
     webhooks(&b);
+    println!("{}", rss(&b, "after the whole run"));
+}
+
+/// bedrud's resident memory now and its peak (VmRSS, VmHWM; LiveKit not included).
+fn rss(b: &Bedrud, when: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", b.pid())).unwrap();
+    let mb = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    format!(
+        "bedrud RSS {when}: {:.1} MB (peak so far {:.1} MB)",
+        mb("VmRSS:"),
+        mb("VmHWM:")
+    )
 }
 
 /// CPU model and count, and memory: the figures mean nothing without them.

@@ -13,7 +13,7 @@ export BEDRUD_TEST_POSTGRES
 cargo fmt --all -- --check
 scripts/build-web.sh --lint
 # --all-targets leaves out the `test = false` targets (run below through the namespace): name them.
-cargo clippy --all-targets --test meeting --test cluster --test web --test packages --test egress \
+cargo clippy --all-targets --test meeting --test cluster --test web --test packages --test egress --test recording_worker --test recording \
   --locked -- -D warnings
 cargo test --lib --bins --tests --locked "$@"
 # The packages, built as a release would build them (and a newer build for the upgrade test),
@@ -25,4 +25,4 @@ for kind in deb rpm; do
 done
 # Meetings with real WebRTC participants (the Python SDK, and Chromium driving the web app), and
 # the packages installed into clean roots, inside a private network namespace (see netns-run.sh).
-scripts/netns-run.sh cargo test --offline --locked --test meeting --test cluster --test egress --test web --test packages "$@"
+scripts/netns-run.sh cargo test --offline --locked --test meeting --test cluster --test egress --test recording_worker --test recording --test web --test packages "$@"

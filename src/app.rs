@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::config::{Config, Credentials, Mode};
+use crate::egress;
 use crate::host::systemd;
 use crate::http::{self, AppState, Shared};
 use crate::keys::{self, Access, Origin};
@@ -52,6 +53,9 @@ pub struct Application {
     hangups: tokio::signal::unix::Signal,
     /// `server.acme`: the HTTP-01 listener and what keeps the certificate renewed.
     acme: Option<AcmeRunner>,
+    /// Embedded mode with `recording.enabled`: Redis and the egress worker, and the status
+    /// they report into.
+    recording: Option<(egress::Recorder, watch::Sender<LiveKitStatus>)>,
 }
 
 /// Prepared in `build()`, started by `run()`.
@@ -134,7 +138,10 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        // Before LiveKit's config, which names recording's Redis.
+        let recorder = egress::prepare(&config, &credentials).await?;
         let prepared = prepare_livekit(&config, &credentials, port).await?;
+        let recording = recorder.map(|r| (r, prepared.status.clone()));
         let status = prepared.status_rx;
         let config = Arc::new(config);
         let (snapshot, snapshot_rx) = watch::channel(config.clone());
@@ -175,6 +182,7 @@ impl Application {
             webhook_warning: state.webhook_warning.clone(),
             directory: state.directory.clone(),
             warned_limits: Default::default(),
+            recorder: Some(state.recorder.clone()),
         };
         let reloader = Reloader::new(reload::Parts {
             config: config.clone(),
@@ -203,6 +211,7 @@ impl Application {
             reloader,
             hangups,
             acme,
+            recording,
         })
     }
 
@@ -227,7 +236,18 @@ impl Application {
             reloader,
             hangups,
             acme,
+            recording,
         } = self;
+        let recording = recording.map(|(r, tx)| r.start(tx));
+        if let Some(r) = &recording {
+            r.redis_ready(
+                &status,
+                config
+                    .embedded()
+                    .map_or(Duration::ZERO, |e| e.supervision.ready_timeout),
+            )
+            .await;
+        }
         let stop_livekit = CancellationToken::new();
         let stop_background = CancellationToken::new();
         let mut livekit_task = livekit.spawn(stop_livekit.clone());
@@ -281,11 +301,20 @@ impl Application {
             tracing::error!("{e:#}; stopping bedrud");
         }
         tracing::info!("shutting down");
+        // The worker first: its recordings end and their files are finished while LiveKit runs.
+        let mut recording = recording;
+        if let Some(r) = &mut recording {
+            systemd::stopping("stopping the recording worker");
+            r.stop_worker().await;
+        }
         systemd::stopping("stopping LiveKit");
         stop_livekit.cancel();
         let _ = reload_task.await;
         if ended != Some(Task::LiveKit) {
             let _ = livekit_task.await;
+        }
+        if let Some(r) = recording {
+            r.stop_redis().await;
         }
         handle.graceful_shutdown(Some(HTTP_DRAIN));
         if ended != Some(Task::Http) {
@@ -410,6 +439,13 @@ fn state(
     };
     let livekit_proxy = embedded.then(|| format!("127.0.0.1:{livekit_port}"));
     let livekit = LiveKitClient::new(&internal, &creds);
+    let recorder = Arc::new(crate::recording::Recorder::new(
+        store.clone(),
+        livekit.clone(),
+        &internal,
+        &creds,
+        config.clone(),
+    ));
     let directory = Arc::new(RoomDirectory::new(
         store.clone(),
         livekit.clone(),
@@ -438,6 +474,7 @@ fn state(
         directory,
         webhook_warning: Default::default(),
         reload: Some(reload),
+        recorder,
     })
 }
 
@@ -469,6 +506,7 @@ async fn prepare_livekit(
             for stale in livekit_config::remove_stale(&livekit_config::temp_dir()) {
                 tracing::info!(file = %stale.display(), "removed a LiveKit config left by a bedrud that died");
             }
+            egress::remove_stale_files();
             let prepared = embedded::prepare(c, e, credentials, api_port).await?;
             for w in &prepared.warnings {
                 tracing::warn!("{w}");

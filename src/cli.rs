@@ -290,8 +290,23 @@ fn livekit_config(config: Config, show_secrets: bool) -> anyhow::Result<ExitCode
         Err(e) => return Err(e.into()),
     };
     let node = node_ip::resolve(e.node_ip, &config.server.host, &node_ip::System);
-    let generated =
-        embedded::generate(&config, e, &credentials, &node, config.server.port, version);
+    // Recording's Redis: the embedded one's port and password exist once bedrud has started.
+    let redis = match crate::egress::livekit_redis(&config) {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("warning: no redis: block shown: {err}");
+            None
+        }
+    };
+    let generated = embedded::generate(
+        &config,
+        e,
+        &credentials,
+        &node,
+        config.server.port,
+        version,
+        redis.as_ref(),
+    );
     for w in &generated.warnings {
         eprintln!("warning: {w}");
     }

@@ -80,8 +80,14 @@ pub async fn run(config: &Config, env_livekit_config: bool) -> Vec<Finding> {
             if let Some(path) = &e.static_config {
                 out.extend(static_config(path).await);
             }
+            out.extend(crate::egress::doctor::checks(config).await);
         }
-        Mode::External => out.push(internal_host(config).await),
+        Mode::External => {
+            out.push(internal_host(config).await);
+            if config.recording.enabled {
+                out.extend(external_recording(config).await);
+            }
+        }
     }
     out.push(webhooks(config).await);
     if let Some(files) = &config.server.tls {
@@ -571,6 +577,61 @@ async fn internal_host(config: &Config) -> Finding {
             format!("Verify internalHost in config; run curl {url}/ from this host; check the firewall"),
         ),
     }
+}
+
+/// External mode with `recording.enabled`: the cluster's egress must answer (`ListEgress`
+/// fails with "egress not connected (redis required)" when LiveKit has no Redis), and without
+/// S3 the files stay on the workers. Whether a worker is running cannot be asked without
+/// starting a recording (LiveKit offers no call that reaches the workers otherwise): the start
+/// endpoint's 503 says so when none answers.
+async fn external_recording(config: &Config) -> Vec<Finding> {
+    let check = "recording: egress (ListEgress)";
+    let egress = match (&config.livekit.internal_host, &config.livekit.credentials) {
+        (Some(host), Some(credentials)) => crate::recording::egress::Egress::new(host, credentials),
+        _ => {
+            return vec![bad(
+                check,
+                Level::Fail,
+                "livekit.internalHost and the API key pair are needed to reach egress",
+                "Set livekit.internalHost, livekit.apiKey and livekit.apiSecret",
+            )]
+        }
+    };
+    use crate::recording::EgressError;
+    let mut out = vec![
+        match tokio::time::timeout(NET_TIMEOUT, egress.probe()).await {
+            Ok(Ok(active)) => ok(
+                check,
+                format!("egress answers ({active} recording(s) active)"),
+            ),
+            Ok(Err(EgressError::Unavailable { cause, fix })) => bad(check, Level::Fail, cause, fix),
+            Ok(Err(e)) => bad(
+                check,
+                Level::Fail,
+                e.to_string(),
+                "Check LiveKit's egress setup",
+            ),
+            Err(_) => bad(
+                check,
+                Level::Fail,
+                format!("LiveKit did not answer ListEgress within {NET_TIMEOUT:?}"),
+                "Check LiveKit and its Redis",
+            ),
+        },
+    ];
+    let storage = "recording: storage";
+    out.push(match &config.recording.s3 {
+        Some(_) => ok(storage, "S3 storage (recording.s3)"),
+        None => bad(
+            storage,
+            Level::Warn,
+            "no S3 configured: an egress worker on another host writes the file to its own disk \
+             (the file URL is a local path on the worker), which bedrud cannot reach; only a \
+             worker on this host, writing into recording.dir, works",
+            "Configure S3-compatible storage (recording.s3) so egress uploads where bedrud can read",
+        ),
+    });
+    out
 }
 
 /// "Database shows stale active participants after disconnect": webhook not configured.

@@ -204,7 +204,7 @@ fn store(data_dir: &Path, k: &KeyFile) -> std::io::Result<()> {
 }
 
 /// Written to a 0600 temp file and renamed into place, so a crash never leaves half a key.
-fn write_private(target: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(target: &Path, text: &str) -> std::io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".bedrud-secret")

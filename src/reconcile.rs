@@ -36,6 +36,8 @@ pub struct Reconciler {
     pub directory: Arc<RoomDirectory>,
     /// Rooms already reported as running with LiveKit's own limit (said once, not every pass).
     pub warned_limits: Mutex<std::collections::HashSet<String>>,
+    /// Recordings in progress are compared with egress, and retention applied, in each pass.
+    pub recorder: Option<Arc<crate::recording::Recorder>>,
 }
 
 /// What the administrator is told when LiveKit's webhooks do not reach bedrud.
@@ -106,8 +108,10 @@ impl Reconciler {
             return Ok(0);
         };
         let result = self.compare().await;
+        let recordings = self.recordings().await;
         lock.release().await;
         let (corrections, present) = result?;
+        let corrections = corrections + recordings;
         self.check_webhooks(present).await?;
         self.metrics.reconcile_runs.inc();
         self.metrics.reconcile_corrections.inc_by(corrections);
@@ -197,6 +201,26 @@ impl Reconciler {
             tracing::warn!(room = %room.name, identity = %p.identity, max, "removed a participant over the room's limit");
         }
         Ok(excess.len() as u64)
+    }
+
+    /// Recordings: a lost `egress_ended` (or a worker that died) is found here, and old
+    /// recordings are deleted (`recording.retainDays`). Egress being unavailable must not stop
+    /// the room comparison, so a failure here is logged, not returned.
+    async fn recordings(&self) -> u64 {
+        let Some(recorder) = &self.recorder else {
+            return 0;
+        };
+        let corrected = match recorder.reconcile().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("recording reconciliation failed: {e}");
+                0
+            }
+        };
+        if let Err(e) = recorder.sweep().await {
+            tracing::warn!("recording retention failed: {e}");
+        }
+        corrected
     }
 
     async fn check_webhooks(&self, present: usize) -> Result<(), ReconcileError> {

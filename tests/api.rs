@@ -787,3 +787,72 @@ impl CountingProxy {
         self.seen.load(Ordering::SeqCst)
     }
 }
+
+#[test]
+fn recording_endpoints_refuse_before_reaching_egress() {
+    let off = TestApp::spawn();
+    let (alice, _, _) = off.register("alice@bedrud.test");
+    let (bob, _, _) = off.register("bob@bedrud.test");
+    let (st, r) = off.call(
+        "POST",
+        "/api/room/create",
+        Some(&alice),
+        Some(json!({"name": "r"})),
+    );
+    assert_eq!(st, 201, "{r}");
+    let start = "/api/room/r/recording/start";
+    let audio = json!({"audioOnly": true});
+    assert_eq!(off.call("POST", start, None, Some(audio.clone())).0, 401);
+    assert_eq!(
+        off.call("POST", start, Some(&bob), Some(audio.clone())).0,
+        403
+    );
+    let (st, r) = off.call(
+        "POST",
+        "/api/room/none/recording/start",
+        Some(&alice),
+        Some(audio.clone()),
+    );
+    assert_eq!(st, 404, "{r}");
+    let (st, r) = off.call("POST", start, Some(&alice), Some(json!({"audio": true})));
+    assert_eq!(st, 400, "unknown field: {r}");
+    let (st, r) = off.call("POST", start, Some(&alice), Some(json!({"layout": "Grid"})));
+    assert_eq!(st, 400, "{r}");
+    let (st, r) = off.call("POST", start, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 503, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("recording.enabled"),
+        "{r}"
+    );
+
+    let on = TestApp::with_config("recording:\n  enabled: true\n");
+    let (alice, _, _) = on.register("alice@bedrud.test");
+    let (bob, _, _) = on.register("bob@bedrud.test");
+    let (st, r) = on.call(
+        "POST",
+        "/api/room/create",
+        Some(&alice),
+        Some(json!({"name": "r"})),
+    );
+    assert_eq!(st, 201, "{r}");
+    // LiveKit is down: 503 with its reason, and no recording is left behind.
+    let (st, r) = on.call("POST", start, Some(&alice), Some(audio));
+    assert_eq!(st, 503, "{r}");
+    let (st, list) = on.call("GET", "/api/room/r/recordings", Some(&alice), None);
+    assert_eq!(st, 200, "{list}");
+    assert_eq!(list["recordings"], json!([]));
+    assert_eq!(
+        on.call("GET", "/api/room/r/recordings", Some(&bob), None).0,
+        403
+    );
+    let (st, r) = on.call("POST", "/api/room/r/recording/stop", Some(&alice), None);
+    assert_eq!(st, 404, "never recorded: {r}");
+    for (method, path) in [
+        ("GET", "/api/recordings/nosuch"),
+        ("GET", "/api/recordings/nosuch/download"),
+        ("DELETE", "/api/recordings/nosuch"),
+    ] {
+        let (st, r) = on.call(method, path, Some(&alice), None);
+        assert_eq!(st, 404, "{method} {path}: {r}");
+    }
+}

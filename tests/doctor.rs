@@ -216,6 +216,46 @@ fn external_livekit_unreachable_or_untrusted() {
     assert!(api["cause"].as_str().unwrap().contains("answers"));
 }
 
+#[test]
+fn external_recording_without_redis_or_s3_gets_the_seeds_causes() {
+    let sb = Sandbox::new();
+    let lk_dir = tempfile::tempdir().unwrap();
+    let lk_ports = Ports::new();
+    let lk_cfg = lk_dir.path().join("lk.yaml");
+    // A LiveKit without a redis: block: egress cannot work.
+    std::fs::write(&lk_cfg, livekit_yaml(&lk_ports, "APIext")).unwrap();
+    let _lk = LiveKitProcess::start(&lk_cfg);
+    sb.write_config(&format!(
+        "server:\n  bindAddress: 127.0.0.1\n  port: {}\n  dataDir: {}\nlivekit:\n  external: true\n  host: ws://127.0.0.1:{lk}\n  internalHost: http://127.0.0.1:{lk}\n  apiKey: APIext\n  apiSecret: {SECRET}\nrecording:\n  enabled: true\n",
+        sb.ports.api,
+        sb.path().join("data").display(),
+        lk = lk_ports.livekit,
+    ));
+    let egress = wait_for_finding(&sb, "recording: egress (ListEgress)", |f| {
+        f["cause"].as_str().unwrap().contains("redis required")
+    });
+    assert_eq!(egress["level"], "FAIL");
+    assert!(
+        egress["fix"].as_str().unwrap().contains("redis: section"),
+        "{egress}"
+    );
+    let (success, findings) = doctor(&sb, &[]);
+    assert!(!success);
+    let storage = &find(&findings, "recording: storage")[0];
+    assert_eq!(storage["level"], "WARN");
+    assert!(
+        storage["cause"]
+            .as_str()
+            .unwrap()
+            .contains("local path on the worker"),
+        "{storage}"
+    );
+    assert!(
+        storage["fix"].as_str().unwrap().contains("recording.s3"),
+        "{storage}"
+    );
+}
+
 /// LiveKit takes a moment to listen after its spawn; doctor is asked again until it does.
 fn wait_for_finding(sb: &Sandbox, check: &str, wanted: impl Fn(&Value) -> bool) -> Value {
     let start = std::time::Instant::now();

@@ -1,30 +1,68 @@
 //! The recording chain bedrud will drive, built from its real parts and nothing of bedrud's:
-//! Redis (with a password), livekit-server with a `redis:` block, the LiveKit Egress worker built
-//! by scripts/install-egress.sh, and a real Python participant publishing a 440 Hz tone. Each
-//! kind of recording bedrud relies on must finish with a file that holds that tone for as long as
-//! egress says it recorded. Runs in a private network namespace (scripts/netns-run.sh): egress'
-//! WebRTC stack, like the participant's, gathers no candidates on loopback.
+//! Redis (with a password), livekit-server with a `redis:` block, a PulseAudio daemon, the LiveKit
+//! Egress worker built by scripts/install-egress.sh (with its web template; it starts Xvfb and
+//! Chromium itself for the room composite with video), and a real Python participant publishing a
+//! 440 Hz tone and a green camera picture. Each kind of recording bedrud relies on must finish
+//! with a file that holds that tone (and picture) for as long as egress says it recorded. Runs in
+//! a private network namespace (scripts/netns-run.sh): egress' WebRTC stack, like the
+//! participant's and Chromium's, gathers no candidates on loopback.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::pulseaudio::PulseAudio;
 use common::*;
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_api::services::egress::{
-    EgressClient, EgressListFilter, EgressListOptions, EgressOutput, RoomCompositeOptions,
-    TrackEgressOutput,
+    encoding, EgressClient, EgressListFilter, EgressListOptions, EgressOutput,
+    RoomCompositeOptions, TrackEgressOutput,
 };
 use livekit_protocol as proto;
 
 /// The tone tests/participant/participant.py publishes.
 const TONE_HZ: f64 = 440.0;
-/// How long each recording runs once egress reports it active.
-const RECORD_FOR: Duration = Duration::from_secs(5);
+/// How long each recording runs once egress reports it active: 5 s, or
+/// `$BEDRUD_EGRESS_RECORD_SECS` (the figures in docs/recording.md are taken over 10 s).
+fn record_for() -> Duration {
+    let secs = std::env::var("BEDRUD_EGRESS_RECORD_SECS")
+        .ok()
+        .map(|v| {
+            v.parse()
+                .expect("BEDRUD_EGRESS_RECORD_SECS: a number of seconds")
+        })
+        .unwrap_or(5);
+    Duration::from_secs(secs)
+}
 /// Sample rate the recordings are decoded at for the analysis.
 const RATE: usize = 48_000;
+/// The camera picture the participant publishes (`--camera-colour`): green, with a white bar
+/// moving across it.
+const CAMERA_RGB: [u8; 3] = [0, 200, 0];
+
+/// How egress got what it recorded, which sets how exact the file can be.
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    /// GStreamer subscribed to the tracks itself (audio-only composite, track egress): the file
+    /// holds what egress reports, within the ±1 s every check allows, and the tone throughout.
+    Sdk,
+    /// Chromium showed and played the room (composite with video). The file may be up to
+    /// [`WEB_EXTRA_SECS`] longer than reported, and the sound has passed through Chromium and
+    /// PulseAudio: on a starved machine it may drop out, so one second of the tone may miss.
+    Web,
+}
+
+/// Egress counts a web recording from its "pipeline playing" to the stop request; the file also
+/// holds what the pipeline encoded just before the first and drained to its end after the second
+/// (0.2 to 1.3 s more, seen on the 2-core test machine at load average 9 to 17).
+const WEB_EXTRA_SECS: f64 = 2.0;
+
+/// One chain at a time: each runs a worker, and the video composite a Chromium, an Xvfb and an
+/// H.264 encoder besides, on a 2-core machine shared with other test binaries.
+static ONE_CHAIN: Mutex<()> = Mutex::new(());
 
 fn egress_bin() -> PathBuf {
     let p = repo_root().join(format!(".tools/egress-{EGRESS}/egress"));
@@ -46,17 +84,33 @@ fn tool(name: &str) -> PathBuf {
 /// Egress writes every recording first under the fixed folder `/home/egress/tmp/<egress id>`
 /// (not configurable in v1.14.0). The worker runs in a mount namespace of its own with a tmpfs
 /// over `/home`, so that it gets that folder without touching the host's `/home` (nor the view
-/// of it the other tests in this network namespace have).
+/// of it the other tests in this network namespace have). `/home/egress` is also its `HOME`
+/// (Chromium writes its caches and crash folder there).
 const PRIVATE_EGRESS_TMP: &str = "mount -t tmpfs -o mode=0755 bedrud-egress-test /home \
      && mkdir -p /home/egress/tmp && exec \"$0\" --config \"$1\"";
 
 struct Chain {
     _redis: Proc,
+    pulse: PulseAudio,
     _livekit: LiveKitProcess,
     egress: Proc,
     egress_log: PathBuf,
     ports: Ports,
     out: PathBuf,
+}
+
+/// Egress starts each recording as a handler in a session of its own, and the handler starts
+/// Xvfb and Chromium: killing the worker alone would leave them running (seen: an Xvfb outliving
+/// a failed test). So the whole tree goes, from one snapshot taken while it is intact.
+impl Drop for Chain {
+    fn drop(&mut self) {
+        for (pid, ..) in process_tree(self.egress.0.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 impl Chain {
@@ -69,6 +123,7 @@ impl Chain {
         let lk_config = dir.join("livekit.yaml");
         std::fs::write(&lk_config, livekit_yaml(&ports, "APItest") + &redis_block).unwrap();
         let livekit = LiveKitProcess::start(&lk_config);
+        let pulse = PulseAudio::start(dir);
 
         // Egress' resource guard counts whole CPUs (a room composite asks for 4 by default);
         // the costs are lowered so that a 2-core test machine accepts every request.
@@ -89,9 +144,11 @@ impl Chain {
             format!(
                 "api_key: APItest\napi_secret: {SECRET}\nws_url: ws://127.0.0.1:{lk}\n\
                  redis:\n  address: 127.0.0.1:{redis_port}\n  password: {password}\n\
-                 health_port: {health}\ntemplate_port: {template}\nlogging:\n  level: info\ncpu_cost:\n{costs}",
+                 health_port: {health}\ntemplate_port: {template}\nlogging:\n  level: {level}\ncpu_cost:\n{costs}",
                 lk = ports.livekit,
                 health = free_port(false),
+                // `BEDRUD_EGRESS_LOG=debug` for egress' pipeline and Chromium details.
+                level = std::env::var("BEDRUD_EGRESS_LOG").unwrap_or_else(|_| "info".into()),
                 template = free_port(false),
             ),
         )
@@ -100,6 +157,7 @@ impl Chain {
         let log = std::fs::File::create(&egress_log).unwrap();
         let bin = egress_bin();
         // The worker starts each recording as a new process of `egress` found through $PATH.
+        // Xvfb, Chromium (`chromium`, looked up by chromedp) and `pactl` are found there too.
         let path = format!("{}:/usr/bin:/bin", bin.parent().unwrap().display());
         let egress = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
@@ -108,6 +166,8 @@ impl Chain {
             .arg(&egress_config)
             .env_clear()
             .env("PATH", path)
+            .env("HOME", "/home/egress")
+            .env("PULSE_SERVER", pulse.server())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -116,6 +176,7 @@ impl Chain {
         std::fs::create_dir(&out).unwrap();
         Chain {
             _redis: redis,
+            pulse,
             _livekit: livekit,
             egress: Proc(egress),
             egress_log,
@@ -128,8 +189,13 @@ impl Chain {
         format!("http://127.0.0.1:{}", self.ports.livekit)
     }
 
+    /// The worker's log, and PulseAudio's when it has something to say.
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.egress_log).unwrap_or_default()
+        let egress = std::fs::read_to_string(&self.egress_log).unwrap_or_default();
+        match self.pulse.log() {
+            pulse if pulse.trim().is_empty() => egress,
+            pulse => format!("{egress}\n--- pulseaudio:\n{pulse}"),
+        }
     }
 
     fn client(&self) -> EgressClient {
@@ -178,13 +244,22 @@ impl Chain {
                     self.log()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// Lets a started egress record for [`RECORD_FOR`], stops it, and returns the finished
-    /// file's path after checking what egress reports about it.
-    async fn record(&self, started: proto::EgressInfo) -> (PathBuf, f64) {
+    /// Sends the start request `start`, lets the egress record for [`record_for`], stops it,
+    /// and returns the finished file's path and the duration egress reports, after checking
+    /// what egress reports about it. Prints what it took and what the worker used meanwhile
+    /// (`what` names the recording): the figures of docs/recording.md, never asserted.
+    async fn record<E: std::fmt::Debug>(
+        &self,
+        what: &str,
+        start: impl std::future::Future<Output = Result<proto::EgressInfo, E>>,
+    ) -> (PathBuf, f64) {
+        let requested = Instant::now();
+        let started = start.await.unwrap();
+        let answered = requested.elapsed();
         let id = started.egress_id;
         self.wait_status(&id, "active", |s| {
             assert!(
@@ -195,13 +270,27 @@ impl Chain {
             s == proto::EgressStatus::EgressActive
         })
         .await;
-        tokio::time::sleep(RECORD_FOR).await;
+        let active = requested.elapsed();
+        let usage = Usage::start(self.egress.0.id(), self.pulse.proc.0.id());
+        tokio::time::sleep(record_for()).await;
+        let usage = usage.finish();
+        let stopping = Instant::now();
         self.client().stop_egress(&id).await.unwrap();
         let info = self
             .wait_status(&id, "finished", |s| {
                 s >= proto::EgressStatus::EgressComplete
             })
             .await;
+        eprintln!(
+            "figures: {what}: start request → answer {:.2} s, → EGRESS_ACTIVE {:.2} s; \
+             stop request → EGRESS_COMPLETE {:.2} s; while recording: {usage}; {}",
+            answered.as_secs_f64(),
+            active.as_secs_f64(),
+            stopping.elapsed().as_secs_f64(),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+        );
         assert_eq!(
             info.status(),
             proto::EgressStatus::EgressComplete,
@@ -223,6 +312,115 @@ impl Chain {
             .len();
         assert_eq!(size as i64, file.size, "size egress reported for {path:?}");
         (path, file.duration as f64 / 1e9)
+    }
+}
+
+/// CPU time and memory of the egress worker's processes (the service, its handlers and what they
+/// start: Xvfb, Chromium and Chromium's helpers) and of PulseAudio, sampled from /proc every
+/// 0.5 s on a thread while a recording runs.
+struct Usage {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<String>,
+}
+
+/// One process as /proc shows it: (parent, name, CPU ticks, RSS kB, PSS kB).
+fn proc_stat(pid: u32) -> Option<(u32, String, u64, u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name is in parentheses and may hold spaces; the fields after it are space-separated.
+    let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let kb = |key: &str| {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    Some((
+        f[1].parse().ok()?,
+        name.to_string(),
+        ticks,
+        kb("Rss:"),
+        kb("Pss:"),
+    ))
+}
+
+/// `root` and every process below it, with what [`proc_stat`] says of each.
+fn process_tree(root: u32) -> Vec<(u32, String, u64, u64, u64)> {
+    let all: Vec<(u32, (u32, String, u64, u64, u64))> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(|pid: u32| Some((pid, proc_stat(pid)?)))
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            all.iter()
+                .filter(|(_, s)| s.0 == parent)
+                .map(|(pid, _)| *pid),
+        );
+        i += 1;
+    }
+    all.into_iter()
+        .filter(|(pid, _)| tree.contains(pid))
+        .map(|(pid, (_, name, ticks, rss, pss))| (pid, name, ticks, rss, pss))
+        .collect()
+}
+
+impl Usage {
+    fn start(worker: u32, pulse: u32) -> Usage {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            // SAFETY: sysconf has no preconditions.
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+            let ticks = |procs: &[(u32, String, u64, u64, u64)]| {
+                procs
+                    .iter()
+                    .map(|p| (p.0, p.2))
+                    .collect::<std::collections::HashMap<_, _>>()
+            };
+            let began = Instant::now();
+            let first = ticks(&process_tree(worker));
+            let pulse_first = proc_stat(pulse).map_or(0, |p| p.2);
+            let (mut rss, mut pss, mut last) = (0, 0, Vec::new());
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                last = process_tree(worker);
+                rss = rss.max(last.iter().map(|p| p.3).sum());
+                pss = pss.max(last.iter().map(|p| p.4).sum());
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let secs = began.elapsed().as_secs_f64();
+            // Processes that started meanwhile count from 0; those that ended are not seen.
+            let used: u64 = ticks(&last)
+                .iter()
+                .map(|(pid, t)| t - first.get(pid).copied().unwrap_or(0).min(*t))
+                .sum();
+            let pulse_used = proc_stat(pulse).map_or(0, |p| p.2) - pulse_first;
+            let mut names: Vec<String> = last.iter().map(|p| p.1.clone()).collect();
+            names.sort();
+            names.dedup_by(|a, b| a == b);
+            format!(
+                "worker CPU {:.0} % of one core, RSS (summed) {} MB, PSS {} MB, {} processes ({}); \
+                 PulseAudio CPU {:.1} %",
+                used as f64 / hz / secs * 100.0,
+                rss / 1024,
+                pss / 1024,
+                last.len(),
+                names.join(", "),
+                pulse_used as f64 / hz / secs * 100.0
+            )
+        });
+        Usage { stop, sampler }
+    }
+
+    fn finish(self) -> String {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.sampler.join().unwrap()
     }
 }
 
@@ -271,6 +469,86 @@ fn streams(file: &Path) -> Vec<String> {
         .collect()
 }
 
+/// What ffprobe says of the first video stream of `file`, counting its packets (one per frame
+/// for H.264) rather than trusting the header.
+#[derive(Debug)]
+struct VideoStream {
+    codec: String,
+    width: u32,
+    height: u32,
+    frames: u64,
+    secs: f64,
+}
+
+fn video_stream(file: &Path) -> VideoStream {
+    let out = Command::new(tool("ffprobe"))
+        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_packets,duration",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe failed on {}", file.display());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("{}: ffprobe gives no {key}:\n{text}", file.display()))
+            .to_string()
+    };
+    let number = |key: &str| -> f64 {
+        field(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: {key} is not a number:\n{text}", file.display()))
+    };
+    VideoStream {
+        codec: field("codec_name"),
+        width: number("width") as u32,
+        height: number("height") as u32,
+        frames: number("nb_read_packets") as u64,
+        secs: number("duration"),
+    }
+}
+
+/// The frame of `file` at `at` seconds, scaled down to 64x36 RGB pixels by ffmpeg.
+fn frame_pixels(file: &Path, at: f64) -> Vec<[u8; 3]> {
+    let out = Command::new(tool("ffmpeg"))
+        .args(["-v", "error", "-ss", &format!("{at:.2}"), "-i"])
+        .arg(file)
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=64:36",
+            "-pix_fmt",
+            "rgb24",
+            "-f",
+            "rawvideo",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout.len() == 64 * 36 * 3,
+        "ffmpeg cannot take a frame at {at:.2} s of {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(3)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+/// The share of `pixels` within 60 of `rgb` on every channel (H.264 and scaling blur the edges).
+fn share_of(pixels: &[[u8; 3]], rgb: [u8; 3]) -> f64 {
+    let near = |p: &[u8; 3]| (0..3).all(|c| (p[c] as i32 - rgb[c] as i32).abs() <= 60);
+    pixels.iter().filter(|p| near(p)).count() as f64 / pixels.len() as f64
+}
+
 /// The strongest frequency (in 5 Hz steps, 50 Hz to 4 kHz) of one second of `samples`, by the
 /// Goertzel algorithm, and that second's RMS level.
 fn dominant_frequency(samples: &[f64]) -> (f64, f64) {
@@ -293,35 +571,59 @@ fn dominant_frequency(samples: &[f64]) -> (f64, f64) {
     (best, rms)
 }
 
-/// The file holds the tone: the decoded audio is as long as egress says it recorded (and most
-/// of the time it was recording), and each whole second of it, but the first, is 440 Hz.
-fn assert_tone(file: &Path, reported_secs: f64) {
+/// `secs` of `what` in `file` match the `reported_secs` egress reported: within 1 s, or, for a
+/// web recording, up to [`WEB_EXTRA_SECS`] more.
+fn assert_length(file: &Path, what: &str, secs: f64, reported_secs: f64, source: Source) {
+    let extra = if source == Source::Web {
+        WEB_EXTRA_SECS
+    } else {
+        1.0
+    };
+    assert!(
+        secs > reported_secs - 1.0 && secs < reported_secs + extra,
+        "{}: {secs:.2} s of {what}, egress reported {reported_secs:.2} s",
+        file.display()
+    );
+}
+
+/// The file holds the tone: the decoded audio is as long as egress says it recorded (see
+/// [`assert_length`]; and most of the time it was recording), and each whole second of it, but
+/// the first, is 440 Hz (one may miss in a web recording: see [`Source::Web`]).
+fn assert_tone(file: &Path, reported_secs: f64, source: Source) {
     let samples = decode(file);
     let secs = samples.len() as f64 / RATE as f64;
+    assert_length(file, "audio", secs, reported_secs, source);
     assert!(
-        (secs - reported_secs).abs() < 1.0,
-        "{}: {secs:.2} s of audio, egress reported {reported_secs:.2} s",
-        file.display()
-    );
-    assert!(
-        secs >= RECORD_FOR.as_secs_f64() - 2.0,
-        "{}: only {secs:.2} s of audio for {RECORD_FOR:?} of recording",
-        file.display()
+        secs >= record_for().as_secs_f64() - 2.0,
+        "{}: only {secs:.2} s of audio for {:?} of recording",
+        file.display(),
+        record_for()
     );
     // The first second may hold the silence before the participant's track was subscribed.
-    for (i, second) in samples.chunks_exact(RATE).enumerate().skip(1) {
-        let (hz, rms) = dominant_frequency(second);
-        assert!(
-            (hz - TONE_HZ).abs() <= 5.0 && rms > 500.0,
-            "{}: second {i} is {hz} Hz at RMS {rms:.0}, not the {TONE_HZ} Hz tone",
-            file.display()
-        );
+    let misses: Vec<String> = samples
+        .chunks_exact(RATE)
+        .enumerate()
+        .skip(1)
+        .map(|(i, second)| (i, dominant_frequency(second)))
+        .filter(|(_, (hz, rms))| (hz - TONE_HZ).abs() > 5.0 || *rms <= 500.0)
+        .map(|(i, (hz, rms))| format!("second {i} is {hz} Hz at RMS {rms:.0}"))
+        .collect();
+    let allowed = if source == Source::Web { 1 } else { 0 };
+    assert!(
+        misses.len() <= allowed,
+        "{}: not the {TONE_HZ} Hz tone: {}",
+        file.display(),
+        misses.join("; ")
+    );
+    if !misses.is_empty() {
+        eprintln!("{}: tolerated: {}", file.display(), misses.join("; "));
     }
 }
 
 #[test]
 fn audio_recordings_of_a_real_participant_hold_its_tone() {
     require_private_network("egress");
+    let _one = ONE_CHAIN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let mut chain = Chain::start(dir.path());
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -352,18 +654,18 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             audio_only: true,
             ..Default::default()
         };
-        let started = chain
-            .client()
-            .start_room_composite_egress(
-                room,
-                vec![EgressOutput::File(ogg("room.ogg"))],
-                audio_only.clone(),
+        let (file, secs) = chain
+            .record(
+                "room composite, audio only, OGG",
+                chain.client().start_room_composite_egress(
+                    room,
+                    vec![EgressOutput::File(ogg("room.ogg"))],
+                    audio_only.clone(),
+                ),
             )
-            .await
-            .unwrap();
-        let (file, secs) = chain.record(started).await;
+            .await;
         assert_eq!(streams(&file), ["audio:opus"], "{}", file.display());
-        assert_tone(&file, secs);
+        assert_tone(&file, secs, Source::Sdk);
 
         // Room composite, audio only, to MP4: with Opus, because MP4's default AAC needs
         // GStreamer's `faac`, which Debian does not ship (livekit-api's default codec is Opus).
@@ -373,28 +675,152 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             ..Default::default()
         };
         assert_eq!(audio_only.encoding.audio_codec, proto::AudioCodec::Opus);
-        let started = chain
-            .client()
-            .start_room_composite_egress(room, vec![EgressOutput::File(mp4)], audio_only)
-            .await
-            .unwrap();
-        let (file, secs) = chain.record(started).await;
+        let (file, secs) = chain
+            .record(
+                "room composite, audio only, MP4 (Opus)",
+                chain.client().start_room_composite_egress(
+                    room,
+                    vec![EgressOutput::File(mp4)],
+                    audio_only,
+                ),
+            )
+            .await;
         assert_eq!(streams(&file), ["audio:opus"], "{}", file.display());
-        assert_tone(&file, secs);
+        assert_tone(&file, secs, Source::Sdk);
 
         // One track as it was published (no re-encoding): the participant's Opus in OGG.
         let direct = proto::DirectFileOutput {
             filepath: chain.out.join("track.ogg").display().to_string(),
             ..Default::default()
         };
-        let started = chain
-            .client()
-            .start_track_egress(room, TrackEgressOutput::File(Box::new(direct)), &track_sid)
-            .await
-            .unwrap();
-        let (file, secs) = chain.record(started).await;
+        let (file, secs) = chain
+            .record(
+                "track egress, OGG",
+                chain.client().start_track_egress(
+                    room,
+                    TrackEgressOutput::File(Box::new(direct)),
+                    &track_sid,
+                ),
+            )
+            .await;
         assert_eq!(streams(&file), ["audio:opus"], "{}", file.display());
-        assert_tone(&file, secs);
+        assert_tone(&file, secs, Source::Sdk);
+        drop(alice);
+    });
+}
+
+/// The room composite with video, as bedrud records a meeting: the egress template in Chromium
+/// (under Xvfb, its sound into PulseAudio) shows the participant's camera and plays its
+/// microphone; egress encodes the screen to H.264 and the sound to Opus in an MP4.
+#[test]
+fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
+    require_private_network("egress");
+    for program in ["chromium", "Xvfb", "pactl"] {
+        assert!(
+            which(program).is_some(),
+            "{program} is not installed, and the room composite with video needs it: \
+             apt-get install chromium xvfb pulseaudio pulseaudio-utils (scripts/install-egress.sh installs them)"
+        );
+    }
+    let _one = ONE_CHAIN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = Chain::start(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        chain.wait_worker().await;
+        let room = "picture";
+        let token = AccessToken::with_api_key("APItest", SECRET)
+            .with_identity("alice")
+            .with_grants(VideoGrants {
+                room_join: true,
+                room: room.into(),
+                ..Default::default()
+            })
+            .to_jwt()
+            .unwrap();
+        let ws = format!("ws://127.0.0.1:{}", chain.ports.livekit);
+        let colour = CAMERA_RGB.map(|c| format!("{c:02x}")).concat();
+        let alice = Participant::join(&ws, &token, &["--try-camera", "--camera-colour", &colour]);
+        alice.wait_event("published", |e| e["source"] == "microphone");
+        alice.wait_event("published", |e| e["source"] == "camera");
+
+        let mp4 = proto::EncodedFileOutput {
+            file_type: proto::EncodedFileType::Mp4 as i32,
+            filepath: chain.out.join("room-video.mp4").display().to_string(),
+            ..Default::default()
+        };
+        // 720p30 (H.264 main) with Opus: the MP4 default AAC needs `faac`, which Debian lacks.
+        let options = RoomCompositeOptions {
+            layout: "grid".into(),
+            encoding: encoding::H264_720P_30,
+            ..Default::default()
+        };
+        assert_eq!(options.encoding.audio_codec, proto::AudioCodec::Opus);
+        let (file, secs) = chain
+            .record(
+                "room composite with video, MP4 (H.264 720p30 + Opus)",
+                chain.client().start_room_composite_egress(
+                    room,
+                    vec![EgressOutput::File(mp4)],
+                    options,
+                ),
+            )
+            .await;
+        let mut kinds = streams(&file);
+        kinds.sort();
+        assert_eq!(kinds, ["audio:opus", "video:h264"], "{}", file.display());
+
+        let video = video_stream(&file);
+        eprintln!("{}: {video:?}, egress reported {secs:.2} s", file.display());
+        assert_eq!(
+            (video.codec.as_str(), video.width, video.height),
+            ("h264", 1280, 720)
+        );
+        assert!(video.frames > 0, "{}: no video frames", file.display());
+        assert_length(&file, "video", video.secs, secs, Source::Web);
+        assert!(
+            video.secs >= record_for().as_secs_f64() - 2.0,
+            "{}: only {:.2} s of video for {:?} of recording",
+            file.display(),
+            video.secs,
+            record_for()
+        );
+        // The template's grid shows the one participant's camera over most of the picture: the
+        // published green must dominate a frame from the last part of the recording (the
+        // first frames may show the page before the track was subscribed).
+        let pixels = frame_pixels(&file, video.secs - 1.5);
+        let green = share_of(&pixels, CAMERA_RGB);
+        assert!(
+            green >= 0.5,
+            "{}: only {:.0} % of the frame at {:.1} s is the camera's green",
+            file.display(),
+            green * 100.0,
+            video.secs - 1.5
+        );
+        // And it moves: a second earlier the white bar was elsewhere (it crosses the picture
+        // in about 3 s), so a frozen picture fails here.
+        let before = frame_pixels(&file, video.secs - 2.5);
+        let changed = pixels
+            .iter()
+            .zip(&before)
+            .filter(|(a, b)| (0..3).any(|c| (a[c] as i32 - b[c] as i32).abs() > 60))
+            .count() as f64
+            / pixels.len() as f64;
+        assert!(
+            changed >= 0.05,
+            "{}: the picture did not move between {:.1} s and {:.1} s ({:.1} % of it changed)",
+            file.display(),
+            video.secs - 2.5,
+            video.secs - 1.5,
+            changed * 100.0
+        );
+        eprintln!(
+            "{}: camera green over {:.0} % of the frame, {:.0} % of it changed in 1 s",
+            file.display(),
+            green * 100.0,
+            changed * 100.0
+        );
+        assert_tone(&file, secs, Source::Web);
         drop(alice);
     });
 }

@@ -2,8 +2,8 @@
 //! scripts/test.sh passes its URL in `$BEDRUD_TEST_POSTGRES`). Each test gets a fresh database.
 
 use bedrud::store::{
-    Applied, Event, EventLog, LiveParticipant, PresenceChange, RefreshUse, Role, Room, Store,
-    StoreError,
+    Applied, Event, EventLog, LiveParticipant, NewRecording, Outcome, PresenceChange,
+    RecordingStatus, RefreshUse, Role, Room, Store, StoreError,
 };
 
 /// A fresh, empty database of each kind, migrated.
@@ -16,6 +16,11 @@ async fn stores() -> Vec<(Store, Option<tempfile::TempDir>)> {
 }
 
 async fn fresh_postgres() -> Store {
+    Store::connect(&fresh_postgres_url().await).await.unwrap()
+}
+
+/// A new, empty database on the test PostgreSQL; its URL.
+async fn fresh_postgres_url() -> String {
     let base = std::env::var("BEDRUD_TEST_POSTGRES").unwrap_or_default();
     assert!(
         !base.is_empty(),
@@ -32,8 +37,7 @@ async fn fresh_postgres() -> Store {
         .execute(&mut admin)
         .await
         .unwrap();
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
-    Store::connect(&url).await.unwrap()
+    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
 
 fn room(name: &str, owner: &str) -> Room {
@@ -391,6 +395,170 @@ async fn a_batch_of_events_applies_in_order_each_id_once_and_admission_follows()
     }
 }
 
+/// A batch is folded into a few statements (`store::event_batch`); the result must be what the
+/// same events applied one by one, in order, give. Random batches over a small world (two known
+/// rooms and an unknown one, three people, three sessions each, repeated ids, room events among
+/// them), each applied both ways to its own database, on SQLite and on PostgreSQL.
+#[tokio::test]
+async fn a_batch_gives_what_its_events_give_one_by_one() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..2 {
+        let (batched, _a) = store_of_kind(round).await;
+        let (single, _b) = store_of_kind(round).await;
+        for s in [&batched, &single] {
+            let owner = s
+                .create_user("o@x.test", "O", "h", Role::User)
+                .await
+                .unwrap();
+            for name in ["r0", "r1"] {
+                s.create_room(room(name, &owner.id)).await.unwrap();
+            }
+            let r0 = s.room_by_name("r0").await.unwrap().unwrap();
+            s.ban(&r0.id, "p2").await.unwrap();
+        }
+        let mut id = 0;
+        for _ in 0..60 {
+            let events: Vec<Event> = (0..1 + next(24))
+                .map(|_| {
+                    let room = format!("r{}", next(3));
+                    let who = format!("p{}", next(3));
+                    let sid = format!("S{}", next(3));
+                    let change = match next(10) {
+                        0..=4 => PresenceChange::Joined {
+                            room,
+                            participant: participant(&who, &sid),
+                        },
+                        5..=8 => PresenceChange::Left {
+                            room,
+                            identity: who,
+                            sid,
+                        },
+                        _ => PresenceChange::RoomFinished { room },
+                    };
+                    // Now and then an id seen before (in this batch or an earlier one).
+                    id += 1;
+                    let n = if next(5) == 0 { next(id) } else { id };
+                    Event {
+                        id: format!("EV_{n}"),
+                        name: "e".into(),
+                        change,
+                    }
+                })
+                .collect();
+            let together = batched
+                .apply_events(&events.iter().collect::<Vec<_>>())
+                .await
+                .unwrap();
+            let mut alone = Vec::new();
+            for e in &events {
+                alone.extend(single.apply_events(&[e]).await.unwrap());
+            }
+            assert_eq!(together, alone, "outcomes of {events:#?}");
+            for name in ["r0", "r1", "r2"] {
+                assert_eq!(
+                    batched.participants(name).await.unwrap(),
+                    single.participants(name).await.unwrap(),
+                    "room {name} after {events:#?}"
+                );
+            }
+        }
+    }
+}
+
+async fn store_of_kind(kind: usize) -> (Store, Option<tempfile::TempDir>) {
+    match kind {
+        0 => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = bedrud::store::default_url(dir.path());
+            (Store::connect(&url).await.unwrap(), Some(dir))
+        }
+        _ => (fresh_postgres().await, None),
+    }
+}
+
+/// Two instances on one PostgreSQL answer joins from memory (`store::mirror`, shared mode): a
+/// ban or a participant committed by one reaches the other through the database's
+/// notification, also after the other's listening connection was cut (it reads everything
+/// again). Each instance sees its own writes at once.
+#[tokio::test]
+async fn instances_on_one_postgres_see_each_others_bans_and_participants() {
+    let url = fresh_postgres_url().await;
+    let a = Store::connect(&url).await.unwrap();
+    let b = Store::connect(&url).await.unwrap();
+    let owner = a
+        .create_user("o@x.test", "O", "h", Role::User)
+        .await
+        .unwrap();
+    let standup = a.create_room(room("standup", &owner.id)).await.unwrap();
+    let eventually = |what: &'static str, store: Store, want: (i64, bool), who: &'static str| {
+        let id = standup.id.clone();
+        async move {
+            // Bounded wait for an asynchronous delivery, not a timing assertion.
+            for _ in 0..500 {
+                if store.admission("standup", &id, who).await.unwrap() == want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("{what}: the other instance never saw {want:?} for {who}");
+        }
+    };
+
+    a.ban(&standup.id, "u_x").await.unwrap();
+    assert_eq!(
+        a.admission("standup", &standup.id, "u_x").await.unwrap(),
+        (0, true)
+    );
+    eventually("a ban made on A", b.clone(), (0, true), "u_x").await;
+
+    let joined = Event {
+        id: "EV_1".into(),
+        name: "participant_joined".into(),
+        change: PresenceChange::Joined {
+            room: "standup".into(),
+            participant: participant("u_y", "PA_1"),
+        },
+    };
+    b.apply_events(&[&joined]).await.unwrap();
+    assert_eq!(
+        b.admission("standup", &standup.id, "u_x").await.unwrap(),
+        (1, true)
+    );
+    eventually("a participant stored by B", a.clone(), (1, true), "u_x").await;
+
+    // Cut every LISTEN connection of this database; a change made before B listens again
+    // must still reach B (it reads everything again once reconnected).
+    let cut = sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    );
+    let mut admin = {
+        use sqlx::Connection;
+        sqlx::AnyConnection::connect(&url).await.unwrap()
+    };
+    let n = cut.fetch_all(&mut admin).await.unwrap().len();
+    assert!(
+        n >= 2,
+        "both instances listen ({n} listening connections found)"
+    );
+    a.unban(&standup.id, "u_x").await.unwrap();
+    eventually(
+        "an unban made while B's listener was cut",
+        b.clone(),
+        (1, false),
+        "u_x",
+    )
+    .await;
+    a.clear_room("standup").await.unwrap();
+    eventually("a room cleared on A", b.clone(), (0, false), "u_x").await;
+}
+
 #[tokio::test]
 async fn sync_room_fixes_drift_both_ways_and_counts_it() {
     for (s, _dir) in stores().await {
@@ -465,5 +633,106 @@ async fn only_one_instance_at_a_time_may_reconcile_a_shared_database() {
             s.kind()
         );
         again.unwrap().release().await;
+    }
+}
+
+#[tokio::test]
+async fn one_recording_in_progress_per_room_and_finished_ones_never_change() {
+    for (store, _dir) in stores().await {
+        let new = |room: &str| NewRecording {
+            room: room.into(),
+            started_by: "u1".into(),
+            layout: "grid".into(),
+            audio_only: true,
+        };
+        let a = store.insert_recording(new("r1")).await.unwrap();
+        assert_eq!(a.status, RecordingStatus::Starting);
+        assert!(a.audio_only);
+        // The database itself refuses a second recording of the same room in progress.
+        assert!(matches!(
+            store.insert_recording(new("r1")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let other = store.insert_recording(new("r2")).await.unwrap();
+        store.set_recording_egress(&a.id, "EG_a").await.unwrap();
+        let by_egress = store.recording_by_egress("EG_a").await.unwrap().unwrap();
+        assert_eq!(by_egress.id, a.id);
+        // A second recording cannot take the same egress id.
+        assert!(store.set_recording_egress(&other.id, "EG_a").await.is_err());
+
+        assert!(store
+            .advance_recording(&a.id, RecordingStatus::Active, Some(1000))
+            .await
+            .unwrap());
+        // Repeated or late events do not move it back, nor change when it started.
+        assert!(!store
+            .advance_recording(&a.id, RecordingStatus::Active, Some(2000))
+            .await
+            .unwrap());
+        let active = store.recording(&a.id).await.unwrap().unwrap();
+        assert_eq!(
+            (active.status, active.started_at),
+            (RecordingStatus::Active, Some(1000))
+        );
+        assert_eq!(
+            store.recording_in_progress("r1").await.unwrap().unwrap().id,
+            a.id
+        );
+        assert_eq!(store.recordings_in_progress().await.unwrap().len(), 2);
+
+        let done = Outcome::Complete {
+            file: "x.mp4".into(),
+            size: 1234,
+            duration_ms: 5000,
+        };
+        assert!(store
+            .finish_recording(&a.id, &done, None, 9000)
+            .await
+            .unwrap());
+        // The first outcome stays.
+        let late = Outcome::Failed("late".into());
+        assert!(!store
+            .finish_recording(&a.id, &late, None, 9500)
+            .await
+            .unwrap());
+        assert!(!store
+            .advance_recording(&a.id, RecordingStatus::Ending, None)
+            .await
+            .unwrap());
+        let a = store.recording(&a.id).await.unwrap().unwrap();
+        assert_eq!(a.status, RecordingStatus::Complete);
+        assert_eq!(
+            (
+                a.file.as_deref(),
+                a.size,
+                a.duration_ms,
+                a.ended_at,
+                a.error
+            ),
+            (Some("x.mp4"), Some(1234), Some(5000), Some(9000), None)
+        );
+        // The slot is free again once it finished.
+        assert!(store.recording_in_progress("r1").await.unwrap().is_none());
+        let b = store.insert_recording(new("r1")).await.unwrap();
+        let failed = Outcome::Failed("egress worker died".into());
+        assert!(store
+            .finish_recording(&b.id, &failed, None, 9900)
+            .await
+            .unwrap());
+        let listed = store.recordings_of_room("r1").await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().any(|r| r.id == b.id
+            && r.status == RecordingStatus::Failed
+            && r.error.as_deref() == Some("egress worker died")));
+
+        // Retention sees finished ones only.
+        let old = store
+            .finished_recordings_before(bedrud::store::now_ms() + 1000)
+            .await
+            .unwrap();
+        assert_eq!(old.len(), 2, "{old:?}");
+        assert!(store.delete_recording(&a.id).await.unwrap());
+        assert!(!store.delete_recording(&a.id).await.unwrap());
+        assert!(store.recording(&a.id).await.unwrap().is_none());
     }
 }

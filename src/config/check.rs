@@ -12,8 +12,8 @@ use super::raw::{
 };
 use super::{
     Acme, AcmeChallenge, Auth, Config, Credentials, Embedded, Env, HttpLimits, LiveKit, Mode,
-    Problem, Recording, Redis, Rooms, Server, Source, Supervision, TlsFiles, Turn, S3,
-    MIN_SECRET_LEN,
+    Problem, Recording, Redis, Rooms, Server, Source, Supervision, TlsFiles, Turn, MIN_SECRET_LEN,
+    S3,
 };
 use crate::livekit::client::RoomOptions;
 use crate::secret::Secret;
@@ -369,10 +369,7 @@ fn validate_rooms(raw: &RawRooms, c: &mut Checker) -> Rooms {
 fn validate_recording(raw: &RawRecording, c: &mut Checker) -> Recording {
     let path = |v: &str| (!v.trim().is_empty()).then(|| PathBuf::from(v.trim()));
     if !(0..=36_500).contains(&raw.retain_days) {
-        c.fail(
-            "recording.retainDays",
-            "must be between 0 (keep) and 36500",
-        );
+        c.fail("recording.retainDays", "must be between 0 (keep) and 36500");
     }
     let retain = (raw.retain_days > 0)
         .then(|| Duration::from_secs(raw.retain_days.clamp(0, 36_500) as u64 * 86_400));

@@ -469,7 +469,10 @@ fn recording_defaults_keep_local_files_in_the_data_folder() {
     );
     let s3 = c.recording.s3.expect("s3");
     assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:7070"));
-    assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("rec", "recordings/"));
+    assert_eq!(
+        (s3.bucket.as_str(), s3.prefix.as_str()),
+        ("rec", "recordings/")
+    );
     assert_eq!(c.recording.retain, Some(Duration::from_secs(2 * 86_400)));
 }
 

@@ -35,6 +35,8 @@ pub async fn livekit(State(s): State<AppState>, who: SignedIn) -> ApiResult<Json
         "pendingRestart": status.pending_restart,
         "pending": status.pending(),
         "reloadRefused": status.reload_refused,
+        // Embedded recording: the Redis and egress worker bedrud runs (null when it runs none).
+        "recording": status.recording,
         "activeRooms": rooms,
         "reconcile": {
             "runs": s.metrics.reconcile_runs.get(),

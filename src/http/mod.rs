@@ -8,6 +8,7 @@ mod bans;
 mod health;
 mod livekit_proxy;
 mod moderation;
+mod recordings;
 mod rooms;
 pub mod server;
 mod web;
@@ -70,6 +71,8 @@ pub struct Shared {
     /// Reaches the reloader (a forced LiveKit restart); `None` when bedrud runs no LiveKit, and
     /// in tests that build the state without one.
     pub reload: Option<crate::reload::ReloadHandle>,
+    /// Recording with LiveKit Egress: starts, stops, and keeps recordings' state.
+    pub recorder: Arc<crate::recording::Recorder>,
 }
 
 impl Shared {
@@ -119,6 +122,14 @@ pub fn router(state: AppState) -> Router {
             "/api/room/{room}/bans/{identity}",
             delete(moderation::unban),
         )
+        .route("/api/room/{room}/recording/start", post(recordings::start))
+        .route("/api/room/{room}/recording/stop", post(recordings::stop))
+        .route("/api/room/{room}/recordings", get(recordings::list))
+        .route(
+            "/api/recordings/{id}",
+            get(recordings::get).delete(recordings::delete),
+        )
+        .route("/api/recordings/{id}/download", get(recordings::download))
         .route("/api/admin/livekit", get(admin::livekit))
         .route("/api/admin/livekit/restart", post(admin::restart_livekit))
         .route("/api/admin/users", get(admin::users))

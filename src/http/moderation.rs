@@ -24,7 +24,7 @@ pub struct Permissions {
 }
 
 /// The room, if `who` moderates it now (admin rights are checked against the store).
-async fn moderated_room(s: &AppState, who: &SignedIn, room: &str) -> ApiResult<Room> {
+pub(super) async fn moderated_room(s: &AppState, who: &SignedIn, room: &str) -> ApiResult<Room> {
     let room = find(s, room).await?;
     if who.role_in(s, &room).await? != Some(Role::Moderator) {
         return Err(ApiError::Forbidden(

@@ -76,6 +76,17 @@ fn act_on(s: &AppState, change: &PresenceChange, banned: bool) {
                 }
             });
         }
+        PresenceChange::Egress(e) => {
+            // Egress' own report is the truth (the event only says "look again"), so repeated
+            // or reordered events end in the same state; a failure here is retried by
+            // reconciliation.
+            let (recorder, id) = (s.recorder.clone(), e.egress_id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = recorder.refresh(&id).await {
+                    tracing::warn!(egress = %id, "could not update the recording: {e}");
+                }
+            });
+        }
         _ => {}
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::config::ports::{self, TurnTls};
 use crate::config::{Credentials, Embedded, Server};
+use crate::egress::worker::RedisBlock;
 use crate::livekit::binary::Version;
 
 pub const FILE_PREFIX: &str = "bedrud-livekit-";
@@ -33,6 +34,9 @@ pub struct LiveKitYaml {
     pub webhook: Webhook,
     pub room: RoomDefaults,
     pub logging: Logging,
+    /// Recording: the Redis LiveKit shares with the egress worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisBlock>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -97,6 +101,8 @@ pub struct Inputs<'a> {
     pub webhook_url: String,
     /// `None` when the version could not be learned: only keys every release knows are written.
     pub version: Option<Version>,
+    /// `recording.enabled`: the Redis egress uses too.
+    pub redis: Option<&'a crate::config::Redis>,
 }
 
 /// The document plus what the administrator should hear about it.
@@ -147,6 +153,7 @@ pub fn generate(i: &Inputs) -> Generated {
                 level: e.log_level.clone(),
                 json: true,
             },
+            redis: i.redis.map(RedisBlock::new),
         },
         warnings,
     }
@@ -195,6 +202,9 @@ impl LiveKitYaml {
             for v in doc.keys.values_mut() {
                 *v = "********".into();
             }
+            if let Some(r) = &mut doc.redis {
+                r.mask();
+            }
         }
         yaml_serde::to_string(&doc).expect("the LiveKit config is plain data and always serialises")
     }
@@ -210,13 +220,23 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Writes `yaml` to a new `bedrud-livekit-*.yaml` in `dir` with mode 0600 and locks it.
     pub fn write(dir: &Path, yaml: &str) -> std::io::Result<ConfigFile> {
+        ConfigFile::write_named(dir, (FILE_PREFIX, FILE_SUFFIX), yaml)
+    }
+
+    /// The same for another supervised process's config (`bedrud-redis-*.conf`…): one rule for
+    /// every generated file that holds a secret.
+    pub fn write_named(
+        dir: &Path,
+        (prefix, suffix): (&str, &str),
+        text: &str,
+    ) -> std::io::Result<ConfigFile> {
         // tempfile creates with O_EXCL and mode 0600, so the secret is never readable by others.
         let mut file = tempfile::Builder::new()
-            .prefix(FILE_PREFIX)
-            .suffix(FILE_SUFFIX)
+            .prefix(prefix)
+            .suffix(suffix)
             .tempfile_in(dir)?;
         let lock = lock_exclusive(file.as_file())?;
-        file.write_all(yaml.as_bytes())?;
+        file.write_all(text.as_bytes())?;
         file.as_file().sync_all()?;
         Ok(ConfigFile { file, _lock: lock })
     }
@@ -244,6 +264,11 @@ pub fn temp_dir() -> PathBuf {
 /// Removes `bedrud-livekit-*.yaml` files in `dir` that no running bedrud holds a lock on.
 /// Files of other names, of other users, or still locked are left alone.
 pub fn remove_stale(dir: &Path) -> Vec<PathBuf> {
+    remove_stale_named(dir, (FILE_PREFIX, FILE_SUFFIX))
+}
+
+/// [`remove_stale`] for the files named `prefix*suffix`.
+pub fn remove_stale_named(dir: &Path, name: (&str, &str)) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -251,16 +276,16 @@ pub fn remove_stale(dir: &Path) -> Vec<PathBuf> {
     entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| is_ours(p, me))
+        .filter(|p| is_ours(p, me, name))
         .filter(|p| unlocked(p))
         .filter(|p| std::fs::remove_file(p).is_ok())
         .collect()
 }
 
-fn is_ours(p: &Path, uid: u32) -> bool {
+fn is_ours(p: &Path, uid: u32, (prefix, suffix): (&str, &str)) -> bool {
     use std::os::unix::fs::MetadataExt;
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let named = name.starts_with(FILE_PREFIX) && name.ends_with(FILE_SUFFIX);
+    let named = name.starts_with(prefix) && name.ends_with(suffix);
     let meta = std::fs::symlink_metadata(p);
     named && meta.is_ok_and(|m| m.file_type().is_file() && m.uid() == uid)
 }

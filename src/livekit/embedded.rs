@@ -46,7 +46,16 @@ pub async fn prepare(
             let node = tokio::task::spawn_blocking(move || resolve_node_ip(&c, &emb))
                 .await
                 .context("node_ip resolution")?;
-            let generated = generate(config, e, credentials, &node, api_port, version);
+            let redis = crate::egress::livekit_redis(config)?;
+            let generated = generate(
+                config,
+                e,
+                credentials,
+                &node,
+                api_port,
+                version,
+                redis.as_ref(),
+            );
             let yaml = generated.yaml.render(true);
             (
                 ConfigSource::Generated(yaml),
@@ -106,6 +115,7 @@ pub fn generate(
     node: &NodeIp,
     api_port: u16,
     version: Option<Version>,
+    redis: Option<&crate::config::Redis>,
 ) -> Generated {
     livekit_config::generate(&Inputs {
         embedded: e,
@@ -114,6 +124,7 @@ pub fn generate(
         node_ip: node.ip,
         webhook_url: webhook_url(config, e, api_port),
         version,
+        redis,
     })
 }
 

@@ -42,6 +42,8 @@ pub struct LiveKitStatus {
     pub pending_restart: Vec<String>,
     /// Why the last reload was refused; cleared by the next one that succeeds.
     pub reload_refused: Option<String>,
+    /// Embedded mode with `recording.enabled`: the Redis and egress worker bedrud runs.
+    pub recording: Option<crate::egress::RecordingStatus>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +71,7 @@ impl LiveKitStatus {
             warnings: Vec::new(),
             pending_restart: Vec::new(),
             reload_refused: None,
+            recording: None,
         }
     }
 
@@ -132,6 +135,10 @@ impl LiveKitStatus {
         if let Some(refused) = &self.reload_refused {
             line.push_str("; reload refused, running config kept: ");
             line.push_str(&first_line(refused, 300));
+        }
+        if let Some(r) = &self.recording {
+            line.push_str("; ");
+            line.push_str(&r.summary());
         }
         line
     }

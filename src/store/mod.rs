@@ -1,9 +1,11 @@
 //! bedrud's database: SQLite by default (a file in the data folder, WAL), PostgreSQL when
 //! `database.url` says so. One set of queries serves both, through sqlx's `Any` driver.
 
+mod event_batch;
 mod event_log;
 mod mirror;
 mod presence;
+mod recordings;
 mod rooms;
 mod users;
 
@@ -15,6 +17,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use event_log::EventLog;
 pub use presence::{Applied, Egress, Event, LiveParticipant, PresenceChange};
+pub use recordings::{NewRecording, Outcome, Recording, RecordingStatus};
 pub use rooms::{Room, RoomSummary};
 pub use users::{RefreshUse, Role, User};
 
@@ -44,7 +47,8 @@ pub enum Kind {
 pub struct Store {
     pool: AnyPool,
     kind: Kind,
-    /// Admission from memory: SQLite opened for writing (this process is the only writer).
+    /// Admission from memory (see `mirror`): exclusive on SQLite, shared on PostgreSQL; `None`
+    /// when opened read-only (`bedrud doctor`).
     mirror: Option<std::sync::Arc<mirror::Mirror>>,
 }
 
@@ -71,11 +75,20 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store> {
         let mut store = Store::open(url, false).await?;
         store.migrate().await?;
-        if store.kind == Kind::Sqlite {
-            store.mirror = Some(std::sync::Arc::new(
-                mirror::Mirror::load(&store.pool).await?,
-            ));
+        // Subscribed before the load, so that no change falls between the two.
+        let listener = match store.kind {
+            Kind::Sqlite => None,
+            Kind::Postgres => {
+                let mut l = sqlx::postgres::PgListener::connect(url).await?;
+                l.listen(mirror::CHANNEL).await?;
+                Some(l)
+            }
+        };
+        let m = std::sync::Arc::new(mirror::Mirror::load(&store.pool).await?);
+        if let Some(l) = listener {
+            mirror::follow(l, store.pool.clone(), std::sync::Arc::downgrade(&m));
         }
+        store.mirror = Some(m);
         Ok(store)
     }
 
@@ -136,11 +149,22 @@ impl Store {
     }
 
     /// While a write of participants or bans is in progress: taken before its transaction,
-    /// released after the mirror shows it (`None`: no mirror, nothing to keep in step).
+    /// released after the mirror shows it (`None`: no exclusive mirror, nothing to keep in
+    /// step — a shared one is brought up to date after the commit, see `mirror_reread`).
     async fn mirror_write(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.mirror {
-            Some(m) => Some(m.writes.lock().await),
-            None => None,
+        match (&self.mirror, self.kind) {
+            (Some(m), Kind::Sqlite) => Some(m.writes.lock().await),
+            _ => None,
+        }
+    }
+
+    /// After a commit that changed who is in `rooms` or who is banned from `room_ids`: a shared
+    /// mirror re-reads them, so that this instance's next join sees its own write at once
+    /// (other instances follow through the database's notification).
+    async fn mirror_reread(&self, rooms: &[&str], room_ids: &[&str]) -> Result<()> {
+        match (&self.mirror, self.kind) {
+            (Some(m), Kind::Postgres) => m.refresh(&self.pool, rooms, room_ids).await,
+            _ => Ok(()),
         }
     }
 

@@ -104,10 +104,7 @@ impl Store {
     pub async fn apply_events(&self, events: &[&Event]) -> Result<Vec<Applied>> {
         let _writing = self.mirror_write().await;
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for e in events {
-            outcomes.push(apply_once(&mut tx, e).await?);
-        }
+        let outcomes = super::event_batch::apply(&mut tx, events).await?;
         let rooms: HashSet<&str> = events.iter().filter_map(|e| e.change.room()).collect();
         self.commit_counts(tx, rooms).await?;
         Ok(outcomes)
@@ -120,19 +117,35 @@ impl Store {
         mut tx: Tx<'_>,
         rooms: impl IntoIterator<Item = &'r str>,
     ) -> Result<()> {
-        let Some(mirror) = &self.mirror else {
-            tx.commit().await?;
-            return Ok(());
+        let mirror = match (&self.mirror, self.kind) {
+            (Some(m), super::Kind::Sqlite) => m,
+            _ => {
+                let rooms: Vec<&str> = rooms.into_iter().collect();
+                tx.commit().await?;
+                return self.mirror_reread(&rooms, &[]).await;
+            }
         };
-        let mut counts = Vec::new();
-        for room in rooms {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM participants WHERE room_name = $1")
-                .bind(room)
-                .fetch_one(&mut *tx)
-                .await?;
-            counts.push((room.to_string(), row.try_get("n")?));
+        // One statement for all rooms; a room with nobody left has no row and counts 0.
+        let mut counts: HashMap<String, i64> = rooms.into_iter().map(|r| (r.into(), 0)).collect();
+        if !counts.is_empty() {
+            let sql = format!(
+                "SELECT room_name, COUNT(*) AS n FROM participants WHERE room_name IN ({}) \
+                 GROUP BY room_name",
+                (1..=counts.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for room in counts.keys() {
+                q = q.bind(room.as_str());
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                counts.insert(row.try_get("room_name")?, row.try_get("n")?);
+            }
         }
         tx.commit().await?;
+        let counts = counts.into_iter().collect();
         mirror.set_counts(counts);
         Ok(())
     }
@@ -267,38 +280,11 @@ impl Store {
     }
 }
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+pub(super) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
-async fn apply_once(tx: &mut Tx<'_>, e: &Event) -> Result<Applied> {
-    let fresh = sqlx::query("INSERT INTO webhook_events (id, event, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(&e.id)
-        .bind(&e.name)
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    if fresh == 0 {
-        return Ok(Applied::Duplicate);
-    }
-    apply(tx, &e.change).await?;
-    // The ban check rides in the same transaction: no extra round trip per join event.
-    if let PresenceChange::Joined { room, participant } = &e.change {
-        let banned = sqlx::query(
-            "SELECT 1 AS one FROM room_bans b JOIN rooms r ON r.id = b.room_id \
-             WHERE r.name = $1 AND b.identity = $2",
-        )
-        .bind(room)
-        .bind(&participant.identity)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if banned.is_some() {
-            return Ok(Applied::AppliedBanned);
-        }
-    }
-    Ok(Applied::Applied)
-}
-
-async fn apply(tx: &mut Tx<'_>, change: &PresenceChange) -> Result<()> {
+/// Applies one change that is not a participant's join or leave (those are folded per batch in
+/// `event_batch`).
+pub(super) async fn apply_change(tx: &mut Tx<'_>, change: &PresenceChange) -> Result<()> {
     match change {
         PresenceChange::RoomStarted { room, sid } => {
             // Only rooms bedrud created are tracked; others are none of its business.

@@ -162,7 +162,7 @@ impl Store {
             m.set_ban(room_id, identity, was);
         }
         written?;
-        Ok(())
+        self.mirror_reread(&[], &[room_id]).await
     }
 
     pub async fn unban(&self, room_id: &str, identity: &str) -> Result<bool> {
@@ -176,6 +176,7 @@ impl Store {
         if let Some(m) = &self.mirror {
             m.set_ban(room_id, identity, false);
         }
+        self.mirror_reread(&[], &[room_id]).await?;
         Ok(n > 0)
     }
 

@@ -1,9 +1,11 @@
-//! One livekit-server process: spawned so that it cannot outlive bedrud, its output forwarded
-//! to bedrud's log, and stopped with LiveKit's two-signal protocol.
+//! One supervised process (livekit-server, and for recording redis-server and the egress worker):
+//! spawned so that it cannot outlive bedrud, its output forwarded to bedrud's log, and stopped
+//! with LiveKit's two-signal protocol.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ const TAIL_LINES: usize = 40;
 const FORCE_WAIT: Duration = Duration::from_secs(5);
 /// The only variable LiveKit gets; everything else it reads could change its config behind our back
 /// (`LIVEKIT_*`, `NODE_IP`…) or confuse systemd (`NOTIFY_SOCKET`, `WATCHDOG_*`, `LISTEN_*`).
-const CHILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const CHILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The last lines LiveKit printed, on either stream.
 #[derive(Clone, Default)]
@@ -77,9 +79,30 @@ impl Spawner {
     }
 }
 
-/// A running livekit-server.
+/// What to run and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    pub binary: PathBuf,
+    /// No secrets here: every user can read a process's arguments.
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    /// Logged as `livekit` (target) or with `process = <name>` under the target `worker`.
+    pub log_as: &'static str,
+    /// Run in a mount namespace of its own where this folder is `/home/egress/tmp`
+    /// (see [`super::private_home`]).
+    pub private_home: Option<PathBuf>,
+    /// The signal that asks for a stop (sent twice, as LiveKit's forced stop needs): SIGTERM for
+    /// LiveKit and Redis; SIGINT for egress, which on SIGTERM would wait for every recording to
+    /// be stopped by someone else, but on SIGINT ends them and finishes their files.
+    pub stop_signal: Signal,
+}
+
+/// A running supervised process.
 pub struct Process {
     child: Child,
+    stop_signal: Signal,
+    /// Its name in bedrud's messages.
+    name: &'static str,
     pub pid: u32,
     pub started: Instant,
     tail: Tail,
@@ -89,11 +112,23 @@ pub struct Process {
 impl Process {
     /// Starts `binary --config config` in its own process group with a clean environment.
     pub async fn start(spawner: &Spawner, binary: &Path, config: &Path) -> io::Result<Process> {
-        let mut cmd = Command::new(binary);
-        cmd.arg("--config")
-            .arg(config)
+        let launch = Launch {
+            binary: binary.to_path_buf(),
+            args: vec!["--config".into(), config.as_os_str().to_owned()],
+            env: vec![("PATH".into(), CHILD_PATH.into())],
+            log_as: "livekit",
+            private_home: None,
+            stop_signal: Signal::SIGTERM,
+        };
+        Process::launch(spawner, &launch).await
+    }
+
+    /// Starts `launch` in its own process group with only the environment it names.
+    pub async fn launch(spawner: &Spawner, launch: &Launch) -> io::Result<Process> {
+        let mut cmd = Command::new(&launch.binary);
+        cmd.args(&launch.args)
             .env_clear()
-            .env("PATH", CHILD_PATH)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -102,13 +137,22 @@ impl Process {
             .process_group(0)
             .kill_on_drop(true);
         let parent = nix::unistd::getpid();
-        // SAFETY: runs in the forked child before exec; prctl and getppid are async-signal-safe.
+        let private_home = launch
+            .private_home
+            .as_deref()
+            .map(super::private_home::Mounts::new)
+            .transpose()?;
+        // SAFETY: runs in the forked child before exec; prctl, getppid, unshare, mkdir and mount
+        // are async-signal-safe system calls, and `Mounts` allocated its paths before the fork.
         unsafe {
             cmd.pre_exec(move || {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
                 // bedrud may have died between fork and prctl: then nobody would kill us.
                 if nix::unistd::getppid() != parent {
-                    return Err(io::Error::other("bedrud exited while starting LiveKit"));
+                    return Err(io::Error::other("bedrud exited while starting the process"));
+                }
+                if let Some(m) = &private_home {
+                    m.apply()?;
                 }
                 Ok(())
             });
@@ -117,11 +161,16 @@ impl Process {
         let pid = child.id().unwrap_or_default();
         let tail = Tail::default();
         let forwarders = vec![
-            forward(child.stdout.take(), "stdout", tail.clone()),
-            forward(child.stderr.take(), "stderr", tail.clone()),
+            forward(child.stdout.take(), "stdout", launch.log_as, tail.clone()),
+            forward(child.stderr.take(), "stderr", launch.log_as, tail.clone()),
         ];
         Ok(Process {
             child,
+            stop_signal: launch.stop_signal,
+            name: match launch.log_as {
+                "livekit" => "LiveKit",
+                other => other,
+            },
             pid,
             started: Instant::now(),
             tail,
@@ -154,26 +203,34 @@ impl Process {
         }
     }
 
-    /// SIGTERM (LiveKit drains), `grace`, SIGTERM again (forced stop), 5 s, then SIGKILL.
+    /// SIGTERM (LiveKit drains), `grace`, SIGTERM again (forced stop), 5 s, then SIGKILL
+    /// (with the launch's own stop signal in place of SIGTERM).
     pub async fn stop(&mut self, grace: Duration) -> io::Result<ExitStatus> {
-        self.signal(Signal::SIGTERM);
+        self.signal(self.stop_signal);
         if let Ok(status) = tokio::time::timeout(grace, self.wait()).await {
             return status;
         }
         tracing::warn!(
             pid = self.pid,
-            "LiveKit still draining after {grace:?}; forcing it to stop"
+            "{} still draining after {grace:?}; forcing it to stop",
+            self.name
         );
-        self.signal(Signal::SIGTERM);
+        self.signal(self.stop_signal);
         if let Ok(status) = tokio::time::timeout(FORCE_WAIT, self.wait()).await {
             return status;
         }
         tracing::warn!(
             pid = self.pid,
-            "LiveKit ignored two SIGTERMs; sending SIGKILL"
+            "{} ignored two stop signals; sending SIGKILL",
+            self.name
         );
         self.signal(Signal::SIGKILL);
         self.wait().await
+    }
+
+    /// Whether the process has exited (reaping it if so), without waiting.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Immediate SIGKILL, for a process that never became ready.
@@ -186,6 +243,7 @@ impl Process {
 fn forward(
     stream: Option<impl AsyncRead + Unpin + Send + 'static>,
     name: &'static str,
+    process: &'static str,
     tail: Tail,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -194,11 +252,29 @@ fn forward(
         while let Ok(Some(raw)) = lines.next_line().await {
             let line = livekit_log::parse(&raw);
             let text = line.text();
-            match line.level {
-                Level::Debug => tracing::debug!(target: "livekit", stream = name, "{text}"),
-                Level::Info => tracing::info!(target: "livekit", stream = name, "{text}"),
-                Level::Warn => tracing::warn!(target: "livekit", stream = name, "{text}"),
-                Level::Error => tracing::error!(target: "livekit", stream = name, "{text}"),
+            // tracing's target must be a constant: LiveKit keeps its own, the others share one.
+            if process == "livekit" {
+                match line.level {
+                    Level::Debug => tracing::debug!(target: "livekit", stream = name, "{text}"),
+                    Level::Info => tracing::info!(target: "livekit", stream = name, "{text}"),
+                    Level::Warn => tracing::warn!(target: "livekit", stream = name, "{text}"),
+                    Level::Error => tracing::error!(target: "livekit", stream = name, "{text}"),
+                }
+            } else {
+                match line.level {
+                    Level::Debug => {
+                        tracing::debug!(target: "worker", process, stream = name, "{text}")
+                    }
+                    Level::Info => {
+                        tracing::info!(target: "worker", process, stream = name, "{text}")
+                    }
+                    Level::Warn => {
+                        tracing::warn!(target: "worker", process, stream = name, "{text}")
+                    }
+                    Level::Error => {
+                        tracing::error!(target: "worker", process, stream = name, "{text}")
+                    }
+                }
             }
             tail.push(text);
         }

@@ -4,6 +4,8 @@
 pub(crate) mod backoff;
 mod child;
 pub mod livekit_log;
+pub mod private_home;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,7 @@ pub use crate::config::ports::PortClaim;
 use crate::config::Supervision;
 use crate::livekit::config::ConfigFile;
 use crate::livekit::status::{LiveKitStatus, State};
+pub use child::{Launch, CHILD_PATH};
 
 /// How often a ready LiveKit is asked whether it is still healthy.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);

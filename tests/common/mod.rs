@@ -3,7 +3,10 @@
 //! API tests that never reach LiveKit run bedrud in-process instead ([`TestApp`], in `in_process`).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod audio;
 mod in_process;
+pub mod pulseaudio;
+pub mod tone;
 pub mod webhooks;
 
 #[allow(unused_imports)] // only the API test binaries use it

@@ -22,6 +22,11 @@ microphone track, and reports what happens to it as JSON lines on stdout:
 Every line also has "t": seconds since the program started.
 stdin commands, one per line: `leave`, `publish-camera`, `state`. EOF on stdin is ignored.
 
+The camera (--try-camera, or the `publish-camera` command) is 320x240 at 10 frames a second: a
+shade that cycles slowly through blue and red, or, with --camera-colour RRGGBB, a field of that
+colour with a white bar 32 pixels wide moving across it, so that a recording of it can be checked
+for that colour (tests/egress.rs) and shows motion.
+
 Behaviour of SDK 1.2.1 / livekit-server 1.13.5 worth knowing:
 - Room.connect() returns only once the peer connection is up, so "connected" means media
   can flow (LiveKit's participant_joined webhook is sent at that same moment).
@@ -92,7 +97,8 @@ def track_fields(pub):
 
 
 class Participant:
-    def __init__(self):
+    def __init__(self, camera_colour=None):
+        self.camera_colour = camera_colour
         self.room = rtc.Room()
         self.done = asyncio.Event()
         self.tasks = set()  # feeders; kept referenced so they are not garbage-collected
@@ -157,7 +163,7 @@ class Participant:
     async def publish_camera(self):
         source = rtc.VideoSource(320, 240)
         track = rtc.LocalVideoTrack.create_video_track("camera", source)
-        await self.publish(rtc.TrackSource.SOURCE_CAMERA, track, feed_video(source))
+        await self.publish(rtc.TrackSource.SOURCE_CAMERA, track, feed_video(source, self.camera_colour))
 
     def state(self):
         lp = self.room.local_participant
@@ -194,14 +200,33 @@ async def feed_sine(source):
         await source.capture_frame(rtc.AudioFrame(tone[i * n : (i + 1) * n].tobytes(), SAMPLE_RATE, 1, n))
 
 
-async def feed_video(source):
+async def feed_video(source, colour=None):
     w, h = 320, 240
+    bar = 32
     shade = 0
-    while True:
-        shade = (shade + 8) % 256
-        pixels = bytes([shade, 64, 255 - shade, 255]) * (w * h)
+    for frame in itertools.count():
+        if colour is None:
+            shade = (shade + 8) % 256
+            pixels = bytes([shade, 64, 255 - shade, 255]) * (w * h)
+        else:
+            # One row, repeated: the colour, the white bar at x, the colour again. The bar
+            # crosses the picture in about 3 s; it covers a tenth of it, so the colour dominates.
+            x = (frame * 10) % (w - bar)
+            px = bytes(colour) + b"\xff"
+            row = px * x + b"\xff" * (4 * bar) + px * (w - bar - x)
+            pixels = row * h
         source.capture_frame(rtc.VideoFrame(w, h, rtc.VideoBufferType.RGBA, pixels))
         await asyncio.sleep(0.1)
+
+
+def colour(text):
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 3:
+        raise argparse.ArgumentTypeError(f"not an RRGGBB colour: {text!r}")
+    return value
 
 
 def read_stdin(loop, lines):
@@ -225,10 +250,12 @@ async def main():
     ap.add_argument("--publish", choices=["audio", "none"], default="audio")
     ap.add_argument("--no-publish", dest="publish", action="store_const", const="none")
     ap.add_argument("--try-camera", action="store_true", help="also publish a synthetic camera track")
+    ap.add_argument("--camera-colour", type=colour, metavar="RRGGBB",
+                    help="the camera shows this colour with a moving white bar (default: a cycling shade)")
     ap.add_argument("--connect-timeout", type=float, default=10.0, help="seconds per signal attempt")
     args = ap.parse_args()
 
-    p = Participant()
+    p = Participant(args.camera_colour)
     try:
         options = rtc.RoomOptions(auto_subscribe=False, connect_timeout=args.connect_timeout)
         await p.room.connect(args.url, args.token, options)

@@ -30,6 +30,7 @@ fn generate_for(c: &config::Config, node_ip: &str, version: Option<Version>) -> 
         node_ip: node_ip.parse().unwrap(),
         webhook_url: "http://127.0.0.1:8090/api/livekit/webhook".into(),
         version,
+        redis: None,
     })
 }
 

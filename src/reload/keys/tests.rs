@@ -230,7 +230,11 @@ fn a_changed_secret_alone_is_a_change_though_debug_masks_it() {
         ))
     };
     let changes = diff(&redis("one"), &redis("two"));
-    assert_eq!(changes.process_restart, vec!["recording.redis"], "{changes:?}");
+    assert_eq!(
+        changes.process_restart,
+        vec!["recording.redis"],
+        "{changes:?}"
+    );
 }
 
 #[test]

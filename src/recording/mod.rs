@@ -1,0 +1,397 @@
+//! Recording rooms with LiveKit Egress: start and stop, the state egress reports (webhooks and
+//! reconciliation both go through [`Recorder::refresh`]), `process_recording` (check and keep
+//! the finished file), deletion and retention.
+//!
+//! Egress' own answer (`ListEgress` for one egress id) is the one source of truth: a webhook
+//! only says "look again", so repeated, reordered or lost webhooks all end in the same state.
+
+pub mod egress;
+pub mod files;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use livekit_protocol as proto;
+use tokio::sync::watch;
+
+use crate::config::{Config, Credentials};
+use crate::livekit::client::{LiveKitClient, LkError};
+use crate::store::{NewRecording, Outcome, Recording, RecordingStatus, Store, StoreError};
+pub use egress::EgressError;
+
+/// A recording still `starting` without an egress id this long after it was created was being
+/// started by a bedrud that stopped meanwhile: egress never heard of it.
+const ABANDONED_START: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("recording is not enabled on this server (recording.enabled)")]
+    Disabled,
+    #[error(
+        "recording to S3 (recording.s3) is not supported by this bedrud yet; remove \
+         recording.s3.bucket to record into the recordings folder"
+    )]
+    S3Unsupported,
+    #[error("this room is already being recorded")]
+    AlreadyRecording(Box<Recording>),
+    #[error("a recording in progress cannot be deleted: stop it first")]
+    InProgress,
+    #[error("cannot prepare the recordings folder {0}: {1}")]
+    Folder(String, String),
+    #[error("cannot delete the recording file {0}: {1}")]
+    Delete(String, String),
+    #[error(transparent)]
+    Egress(#[from] EgressError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Recorder {
+    store: Store,
+    egress: egress::Egress,
+    /// To see whether an active recording's egress participant is still in its room.
+    livekit: LiveKitClient,
+    /// Egress ids whose participant was missing at the last reconciliation pass.
+    missing: std::sync::Mutex<std::collections::HashSet<String>>,
+    config: watch::Receiver<Arc<Config>>,
+    /// One `process_recording` at a time in this process (a webhook and reconciliation may
+    /// both see the same end); the store's conditional updates guard across instances.
+    settling: tokio::sync::Mutex<()>,
+}
+
+fn ns_to_ms(ns: i64) -> Option<i64> {
+    (ns > 0).then_some(ns / 1_000_000)
+}
+
+impl Recorder {
+    pub fn new(
+        store: Store,
+        livekit: LiveKitClient,
+        livekit_host: &str,
+        credentials: &Credentials,
+        config: watch::Receiver<Arc<Config>>,
+    ) -> Recorder {
+        Recorder {
+            store,
+            egress: egress::Egress::new(livekit_host, credentials),
+            livekit,
+            missing: Default::default(),
+            config,
+            settling: Default::default(),
+        }
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    pub fn egress(&self) -> &egress::Egress {
+        &self.egress
+    }
+
+    /// Where a complete recording's file is, if it has one.
+    pub fn file_path(&self, r: &Recording) -> Option<PathBuf> {
+        let file = r.file.as_deref()?;
+        Some(self.config().recordings_dir().join(file))
+    }
+
+    /// Refuses when recording is off or asks for what this build cannot do (read anew each
+    /// time: a reload may change it).
+    pub fn ensure_enabled(&self) -> Result<(), RecordingError> {
+        let config = self.config();
+        if !config.recording.enabled {
+            return Err(RecordingError::Disabled);
+        }
+        if config.recording.s3.is_some() {
+            return Err(RecordingError::S3Unsupported);
+        }
+        Ok(())
+    }
+
+    /// Starts recording `room`: takes the room's slot in the store first (so two starts cannot
+    /// both reach egress), then asks egress; the slot is given back if egress refuses.
+    pub async fn start(
+        &self,
+        room: &str,
+        started_by: &str,
+        layout: &str,
+        audio_only: bool,
+    ) -> Result<Recording, RecordingError> {
+        self.ensure_enabled()?;
+        let dir = self.config().recordings_dir();
+        let incoming = files::prepare(&dir)
+            .map_err(|e| RecordingError::Folder(dir.display().to_string(), e.to_string()))?;
+        let new = NewRecording {
+            room: room.to_string(),
+            started_by: started_by.to_string(),
+            layout: layout.to_string(),
+            audio_only,
+        };
+        let rec = match self.store.insert_recording(new).await {
+            Ok(r) => r,
+            Err(StoreError::Conflict(_)) => {
+                return match self.store.recording_in_progress(room).await? {
+                    Some(r) => Err(RecordingError::AlreadyRecording(Box::new(r))),
+                    None => Err(StoreError::Conflict("the room's recording slot").into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let output = proto::EncodedFileOutput {
+            file_type: proto::EncodedFileType::Mp4 as i32,
+            filepath: incoming
+                .join(files::file_name(&rec.id))
+                .display()
+                .to_string(),
+            ..Default::default()
+        };
+        match self.egress.start(room, layout, audio_only, output).await {
+            Ok(info) => {
+                self.store
+                    .set_recording_egress(&rec.id, &info.egress_id)
+                    .await?;
+                tracing::info!(%room, recording = %rec.id, egress = %info.egress_id, "recording started");
+                self.apply(info).await?;
+                Ok(self.store.recording(&rec.id).await?.unwrap_or(rec))
+            }
+            Err(e) => {
+                self.store.delete_recording(&rec.id).await?;
+                tracing::warn!(%room, "recording could not start: {e}");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Stops the room's recording. Harmless when none is in progress: answers the room's
+    /// latest recording as it is (`None` when the room was never recorded).
+    pub async fn stop(&self, room: &str) -> Result<Option<Recording>, RecordingError> {
+        let Some(rec) = self.store.recording_in_progress(room).await? else {
+            return Ok(self
+                .store
+                .recordings_of_room(room)
+                .await?
+                .into_iter()
+                .next());
+        };
+        let Some(egress_id) = rec.egress_id.clone() else {
+            // Still being started by another request; it can be stopped once egress answered.
+            return Ok(Some(rec));
+        };
+        match self.egress.stop(room, &egress_id).await {
+            Ok(info) => self.apply(info).await?,
+            // Already ending or ended (or unknown): egress' own state says which.
+            Err(EgressError::NotFound(_) | EgressError::Refused(_)) => {
+                self.refresh(&egress_id).await?
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self.store.recording(&rec.id).await?)
+    }
+
+    /// Brings the recording of `egress_id` up to date with what egress reports (after a
+    /// webhook, and in reconciliation). Not bedrud's egress: nothing to do.
+    pub async fn refresh(&self, egress_id: &str) -> Result<(), RecordingError> {
+        let Some(rec) = self.store.recording_by_egress(egress_id).await? else {
+            return Ok(());
+        };
+        if !rec.status.in_progress() {
+            return Ok(());
+        }
+        match self.egress.info(&rec.room, egress_id).await? {
+            Some(info) => self.apply(info).await,
+            None => {
+                let why = "egress no longer knows this recording (its worker or LiveKit's Redis \
+                           lost it)";
+                self.finish(&rec, &Outcome::Failed(why.into()), None).await
+            }
+        }
+    }
+
+    /// Applies egress' report of one of bedrud's recordings.
+    async fn apply(&self, info: proto::EgressInfo) -> Result<(), RecordingError> {
+        let Some(rec) = self.store.recording_by_egress(&info.egress_id).await? else {
+            return Ok(());
+        };
+        let started = ns_to_ms(info.started_at);
+        use proto::EgressStatus as S;
+        match info.status() {
+            S::EgressStarting => {}
+            S::EgressActive => {
+                self.store
+                    .advance_recording(&rec.id, RecordingStatus::Active, started)
+                    .await?;
+            }
+            S::EgressEnding => {
+                self.store
+                    .advance_recording(&rec.id, RecordingStatus::Ending, started)
+                    .await?;
+            }
+            S::EgressComplete | S::EgressLimitReached => {
+                let outcome = self.process_recording(&rec, &info).await;
+                self.finish(&rec, &outcome, started).await?;
+            }
+            S::EgressFailed | S::EgressAborted => {
+                let why = if info.error.is_empty() {
+                    format!("egress ended the recording as {:?}", info.status())
+                } else {
+                    format!("egress failed: {}", info.error)
+                };
+                self.finish(&rec, &Outcome::Failed(why), started).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        rec: &Recording,
+        outcome: &Outcome,
+        started: Option<i64>,
+    ) -> Result<(), RecordingError> {
+        if self
+            .store
+            .finish_recording(&rec.id, outcome, started, crate::store::now_ms())
+            .await?
+        {
+            match outcome {
+                Outcome::Complete { size, .. } => {
+                    tracing::info!(room = %rec.room, recording = %rec.id, size, "recording complete")
+                }
+                Outcome::Failed(why) => {
+                    tracing::warn!(room = %rec.room, recording = %rec.id, "recording failed: {why}")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `process_recording`: after egress completed, check the file it reports (there, not
+    /// empty, the size egress reported) and keep it in the recordings folder. Anything missing
+    /// is a failure with its reason.
+    async fn process_recording(&self, rec: &Recording, info: &proto::EgressInfo) -> Outcome {
+        let _one = self.settling.lock().await;
+        let Some(file) = info.file_results.first() else {
+            return Outcome::Failed("egress completed but reported no file".into());
+        };
+        let dir = self.config().recordings_dir();
+        let name = files::file_name(&rec.id);
+        let (location, size) = (file.location.clone(), file.size);
+        let settled = {
+            let name = name.clone();
+            tokio::task::spawn_blocking(move || files::settle(&dir, &name, &location, size)).await
+        };
+        match settled {
+            Ok(Ok(size)) => Outcome::Complete {
+                file: name,
+                size: i64::try_from(size).unwrap_or(i64::MAX),
+                duration_ms: ns_to_ms(file.duration).unwrap_or(0),
+            },
+            Ok(Err(e)) => Outcome::Failed(e.to_string()),
+            Err(e) => Outcome::Failed(format!("checking the file failed: {e}")),
+        }
+    }
+
+    /// Deletes a finished recording: its file, then its row.
+    pub async fn delete(&self, rec: &Recording) -> Result<(), RecordingError> {
+        if rec.status.in_progress() {
+            return Err(RecordingError::InProgress);
+        }
+        if let Some(path) = self.file_path(rec) {
+            files::remove(&path)
+                .map_err(|e| RecordingError::Delete(path.display().to_string(), e.to_string()))?;
+        }
+        self.store.delete_recording(&rec.id).await?;
+        Ok(())
+    }
+
+    /// Reconciliation: every recording bedrud thinks in progress is compared with egress (a
+    /// lost `egress_ended` is recovered here). Returns how many changed.
+    pub async fn reconcile(&self) -> Result<u64, RecordingError> {
+        let mut changed = 0;
+        for rec in self.store.recordings_in_progress().await? {
+            match &rec.egress_id {
+                Some(id) => {
+                    self.refresh(id).await?;
+                    self.check_worker(&rec, id).await?;
+                }
+                None => {
+                    let age = crate::store::now_ms() - rec.created_at;
+                    if age > ABANDONED_START.as_millis() as i64 {
+                        let why = "the start never completed (bedrud stopped while starting it)";
+                        self.finish(&rec, &Outcome::Failed(why.into()), None)
+                            .await?;
+                    }
+                }
+            }
+            let now = self.store.recording(&rec.id).await?.map(|r| r.status);
+            if now != Some(rec.status) {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// A worker that died mid-recording (killed, out of memory, its host gone) never reports
+    /// the end: LiveKit keeps answering `EGRESS_ACTIVE`. The recording's participant (identity =
+    /// egress id, hidden) leaves the room when its handler dies, so an active recording whose
+    /// participant is missing at two passes in a row is failed, and egress is asked to stop it.
+    async fn check_worker(&self, rec: &Recording, egress_id: &str) -> Result<(), RecordingError> {
+        let Some(now) = self.store.recording(&rec.id).await? else {
+            return Ok(());
+        };
+        if now.status != RecordingStatus::Active {
+            self.forget_missing(egress_id);
+            return Ok(());
+        }
+        let present = match self.livekit.active_participants(&rec.room).await {
+            Ok(ps) => ps.iter().any(|p| p.identity == egress_id),
+            Err(LkError::NotFound(_)) => false,
+            // LiveKit itself unreachable: no conclusion about the worker.
+            Err(_) => return Ok(()),
+        };
+        if present {
+            self.forget_missing(egress_id);
+            return Ok(());
+        }
+        let again = !self
+            .missing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(egress_id.to_string());
+        if again {
+            self.forget_missing(egress_id);
+            let why = "the egress worker stopped recording without reporting it (its participant \
+                       left the room while egress still says active): the worker probably died; \
+                       check its log";
+            self.finish(&now, &Outcome::Failed(why.into()), None)
+                .await?;
+            // Let LiveKit forget it too; with the worker gone this may well fail.
+            let _ = self.egress.stop(&rec.room, egress_id).await;
+        }
+        Ok(())
+    }
+
+    fn forget_missing(&self, egress_id: &str) {
+        self.missing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(egress_id);
+    }
+
+    /// Retention (`recording.retainDays`, read anew each time so a reload applies): deletes
+    /// finished recordings older than that. Returns how many it deleted.
+    pub async fn sweep(&self) -> Result<u64, RecordingError> {
+        let Some(retain) = self.config().recording.retain else {
+            return Ok(0);
+        };
+        let cutoff = crate::store::now_ms() - i64::try_from(retain.as_millis()).unwrap_or(i64::MAX);
+        let mut deleted = 0;
+        for rec in self.store.finished_recordings_before(cutoff).await? {
+            self.delete(&rec).await?;
+            tracing::info!(room = %rec.room, recording = %rec.id, "recording deleted (recording.retainDays)");
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,113 @@
+//! What a recording holds: decoding with ffmpeg and finding the participant's tone, for the
+//! tests that record (egress, recording_worker).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::which;
+
+/// The tone tests/participant/participant.py publishes.
+pub const TONE_HZ: f64 = 440.0;
+/// Sample rate the recordings are decoded at for the analysis.
+pub const RATE: usize = 48_000;
+
+pub fn tool(name: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| {
+        panic!("{name} is not installed: apt-get install ffmpeg (scripts/install-egress.sh does)")
+    })
+}
+
+/// Mono 16-bit samples at [`RATE`] decoded from `file` by ffmpeg.
+pub fn decode(file: &Path) -> Vec<f64> {
+    let out = Command::new(tool("ffmpeg"))
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-ac", "1", "-ar", &RATE.to_string(), "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg cannot decode {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f64)
+        .collect()
+}
+
+/// The stream types and codec names ffprobe finds in `file`, e.g. `["audio:opus"]`.
+pub fn streams(file: &Path) -> Vec<String> {
+    let out = Command::new(tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe failed on {}", file.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut f = l.split(',');
+            let codec = f.next().unwrap_or("");
+            format!("{}:{codec}", f.next().unwrap_or(""))
+        })
+        .collect()
+}
+
+/// The strongest frequency (in 5 Hz steps, 50 Hz to 4 kHz) of one second of `samples`, by the
+/// Goertzel algorithm, and that second's RMS level.
+pub fn dominant_frequency(samples: &[f64]) -> (f64, f64) {
+    let window = &samples[..RATE.min(samples.len())];
+    let power = |hz: f64| {
+        let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / RATE as f64).cos();
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for x in window {
+            let s = x + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        s1 * s1 + s2 * s2 - coeff * s1 * s2
+    };
+    let best = (10..=800)
+        .map(|i| i as f64 * 5.0)
+        .max_by(|a, b| power(*a).total_cmp(&power(*b)))
+        .unwrap();
+    let rms = (window.iter().map(|x| x * x).sum::<f64>() / window.len() as f64).sqrt();
+    (best, rms)
+}
+
+/// The file holds the tone: the decoded audio is as long as egress says it recorded (and most
+/// of the `recorded_for` it was recording), and each whole second of it, but the first, is
+/// 440 Hz.
+pub fn assert_tone(file: &Path, reported_secs: f64, recorded_for: Duration) {
+    let samples = decode(file);
+    let secs = samples.len() as f64 / RATE as f64;
+    assert!(
+        (secs - reported_secs).abs() < 1.0,
+        "{}: {secs:.2} s of audio, egress reported {reported_secs:.2} s",
+        file.display()
+    );
+    assert!(
+        secs >= recorded_for.as_secs_f64() - 2.0,
+        "{}: only {secs:.2} s of audio for {recorded_for:?} of recording",
+        file.display()
+    );
+    // The first second may hold the silence before the participant's track was subscribed.
+    for (i, second) in samples.chunks_exact(RATE).enumerate().skip(1) {
+        let (hz, rms) = dominant_frequency(second);
+        assert!(
+            (hz - TONE_HZ).abs() <= 5.0 && rms > 500.0,
+            "{}: second {i} is {hz} Hz at RMS {rms:.0}, not the {TONE_HZ} Hz tone",
+            file.display()
+        );
+    }
+}

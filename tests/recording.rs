@@ -1,0 +1,678 @@
+//! Recording through bedrud's API, with every part real: bedrud in external mode pointed at a
+//! livekit-server with a `redis:` block, the LiveKit Egress worker (built by
+//! scripts/install-egress.sh) on the same Redis, and a real Python participant publishing a
+//! 440 Hz tone. The worker runs on the same host, so the local `.incoming/` path bedrud asks
+//! for is one it can write (a worker on another host would need S3). LiveKit's webhooks reach
+//! bedrud through a relay the test controls, so that a lost `egress_ended` can be staged.
+//! Runs in a private network namespace (scripts/netns-run.sh): egress' WebRTC stack, like the
+//! participant's, gathers no candidates on loopback.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::tone::{assert_tone, streams};
+use common::*;
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use serde_json::{json, Value};
+
+/// How long each recording runs once bedrud reports it active.
+const RECORD_FOR: Duration = Duration::from_secs(5);
+
+fn egress_bin() -> PathBuf {
+    let p = repo_root().join(format!(".tools/egress-{EGRESS}/egress"));
+    assert!(
+        p.is_file(),
+        "the LiveKit Egress worker {EGRESS} is not built at {}.\n\
+         Build it with: scripts/install-egress.sh   (scripts/test.sh does; needs Go, GStreamer's -dev packages and the vendored source)",
+        p.display()
+    );
+    p
+}
+
+/// Egress writes every recording first under the fixed folder `/home/egress/tmp/<egress id>`;
+/// the worker gets a tmpfs over `/home` in a mount namespace of its own (see tests/egress.rs).
+const PRIVATE_EGRESS_TMP: &str = "mount -t tmpfs -o mode=0755 bedrud-egress-test /home \
+     && mkdir -p /home/egress/tmp && exec \"$0\" --config \"$1\"";
+
+/// Forwards LiveKit's webhooks to bedrud, or swallows egress events (answering 200, so LiveKit
+/// does not retry) while `drop_egress` is set: a webhook lost on the way.
+struct Relay {
+    port: u16,
+    drop_egress: Arc<AtomicBool>,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    fn start(target: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let drop_egress = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (d, n) = (drop_egress.clone(), dropped.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (target, d, n) = (target.clone(), d.clone(), n.clone());
+                std::thread::spawn(move || relay_one(conn, &target, &d, &n));
+            }
+        });
+        Relay {
+            port,
+            drop_egress,
+            dropped,
+        }
+    }
+}
+
+fn relay_one(conn: std::net::TcpStream, target: &str, drop: &AtomicBool, dropped: &AtomicUsize) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let (mut len, mut auth) = (0usize, None);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            match k.to_ascii_lowercase().as_str() {
+                "content-length" => len = v.trim().parse().unwrap_or(0),
+                "authorization" => auth = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let is_egress = event["event"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("egress_"));
+    let status = if is_egress && drop.load(Ordering::SeqCst) {
+        dropped.fetch_add(1, Ordering::SeqCst);
+        200
+    } else {
+        call_with("POST", target, &[("Authorization", auth)], Some(body)).0
+    };
+    let mut conn = conn;
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}
+
+struct Stack {
+    redis: Option<Proc>,
+    _livekit: LiveKitProcess,
+    egress: Proc,
+    egress_log: PathBuf,
+    relay: Relay,
+    bedrud: Bedrud,
+    sandbox: Sandbox,
+}
+
+impl Stack {
+    fn start() -> Stack {
+        let sandbox = Sandbox::new();
+        let dir = sandbox.path().to_path_buf();
+        let password = "test-redis-password-0123456789";
+        let (redis, redis_port) = redis(&dir, Some(password));
+        let ports = sandbox.ports;
+        let relay = Relay::start(format!(
+            "http://127.0.0.1:{}/api/livekit/webhook",
+            ports.api
+        ));
+        let lk_config = dir.join("livekit.yaml");
+        std::fs::write(
+            &lk_config,
+            livekit_yaml(&ports, "APItest")
+                + &format!(
+                    "redis:\n  address: 127.0.0.1:{redis_port}\n  password: {password}\n\
+                     webhook:\n  api_key: APItest\n  urls:\n    - http://127.0.0.1:{}/\n",
+                    relay.port
+                ),
+        )
+        .unwrap();
+        let livekit = LiveKitProcess::start(&lk_config);
+
+        let (egress, egress_log) = start_worker(&dir, ports.livekit, redis_port, password);
+
+        // One day of retention: the test ages a recording to see it go.
+        sandbox.write_config(&format!(
+            "server:\n  bindAddress: 127.0.0.1\n  port: {api}\n  dataDir: {data}\n\
+             livekit:\n  embedded: false\n  host: ws://127.0.0.1:{lk}\n  internalHost: http://127.0.0.1:{lk}\n\
+             \x20 apiKey: APItest\n  apiSecret: {SECRET}\n\
+             rooms:\n  reconcileInterval: 2s\n\
+             recording:\n  enabled: true\n  retainDays: 1\n",
+            api = ports.api,
+            data = dir.join("data").display(),
+            lk = ports.livekit,
+        ));
+        let mut bedrud = sandbox.start(&[]);
+        bedrud.wait_ready();
+        let mut stack = Stack {
+            redis: Some(redis),
+            _livekit: livekit,
+            egress,
+            egress_log,
+            relay,
+            bedrud,
+            sandbox,
+        };
+        stack.wait_worker();
+        stack
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.egress_log).unwrap_or_default()
+    }
+
+    /// Waits until the worker logs "service ready" (subscribed to LiveKit's requests on Redis)
+    /// for the `n`th time (a restarted worker appends to the same log).
+    fn wait_worker_n(&mut self, n: usize) {
+        let start = Instant::now();
+        while self.log().matches("service ready").count() < n {
+            if let Ok(Some(st)) = self.egress.0.try_wait() {
+                panic!("egress exited ({st}):\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "egress not ready after {PATIENCE:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_worker(&mut self) {
+        self.wait_worker_n(1)
+    }
+
+    fn recordings_dir(&self) -> PathBuf {
+        self.sandbox.path().join("data/recordings")
+    }
+
+    /// Polls the recording until `done` accepts it; returns it.
+    fn wait_recording(
+        &self,
+        token: &str,
+        id: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let (st, r) =
+                self.bedrud
+                    .call("GET", &format!("/api/recordings/{id}"), Some(token), None);
+            assert_eq!(st, 200, "{r}");
+            if done(&r) {
+                return r;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "recording {id} not {what} after {PATIENCE:?}: {r}\nbedrud:\n{}\negress:\n{}",
+                self.bedrud.logs(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Starts the egress worker for LiveKit on `lk_port` and Redis on `redis_port`; its log is
+/// appended to `<dir>/egress.log`.
+fn start_worker(dir: &Path, lk_port: u16, redis_port: u16, password: &str) -> (Proc, PathBuf) {
+    // Egress' resource guard counts whole CPUs; the costs are lowered for a 2-core machine.
+    let costs = [
+        "room_composite_cpu_cost",
+        "audio_room_composite_cpu_cost",
+        "web_cpu_cost",
+        "audio_web_cpu_cost",
+        "participant_cpu_cost",
+        "track_composite_cpu_cost",
+        "track_cpu_cost",
+    ]
+    .map(|k| format!("  {k}: 0.1\n"))
+    .concat();
+    let egress_config = dir.join("egress.yaml");
+    std::fs::write(
+        &egress_config,
+        format!(
+            "api_key: APItest\napi_secret: {SECRET}\nws_url: ws://127.0.0.1:{lk_port}\n\
+             redis:\n  address: 127.0.0.1:{redis_port}\n  password: {password}\n\
+             health_port: {health}\ntemplate_port: {template}\nlogging:\n  level: info\ncpu_cost:\n{costs}",
+            health = free_port(false),
+            template = free_port(false),
+        ),
+    )
+    .unwrap();
+    let egress_log = dir.join("egress.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&egress_log)
+        .unwrap();
+    let bin = egress_bin();
+    // The worker starts each recording as a new process of `egress` found through $PATH.
+    let path = format!("{}:/usr/bin:/bin", bin.parent().unwrap().display());
+    let child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(PRIVATE_EGRESS_TMP)
+        .arg(&bin)
+        .arg(&egress_config)
+        .env_clear()
+        .env("PATH", path)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("cannot start egress");
+    (Proc(child), egress_log)
+}
+
+/// SIGKILL to `pid` and every process below it (egress starts each recording's handler as a
+/// child in a session of its own, so a process group would miss it).
+fn kill_tree(pid: u32) {
+    let children = |parent: u32| -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        let after = s.rsplit_once(')')?.1.to_string();
+                        after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                    })
+                    == Some(parent)
+            })
+            .collect()
+    };
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let found = children(all[i]);
+        all.extend(found);
+        i += 1;
+    }
+    for p in all {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// `GET` with optional extra headers → (status, headers, body bytes).
+fn get_bytes(url: &str, token: &str, range: Option<&str>) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut req = agent
+        .get(url)
+        .header("Authorization", &format!("Bearer {token}"));
+    if let Some(r) = range {
+        req = req.header("Range", r);
+    }
+    let mut resp = req.call().unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(512 * 1024 * 1024)
+        .read_to_vec()
+        .unwrap();
+    (status, headers, body)
+}
+
+fn participant_token(room: &str) -> String {
+    AccessToken::with_api_key("APItest", SECRET)
+        .with_identity("tone")
+        .with_grants(VideoGrants {
+            room_join: true,
+            room: room.into(),
+            ..Default::default()
+        })
+        .to_jwt()
+        .unwrap()
+}
+
+fn secs(ms: &Value) -> f64 {
+    ms.as_i64().unwrap_or(0) as f64 / 1000.0
+}
+
+#[test]
+fn recordings_through_the_api_hold_the_tone_and_recover_from_lost_webhooks() {
+    require_private_network("recording");
+    let stack = Stack::start();
+    let b = &stack.bedrud;
+    let (alice, _, _) = b.register("alice@bedrud.test");
+    let (bob, _, _) = b.register("bob@bedrud.test");
+    let room = "tone";
+    let (st, r) = b.call(
+        "POST",
+        "/api/room/create",
+        Some(&alice),
+        Some(json!({"name": room})),
+    );
+    assert_eq!(st, 201, "{r}");
+    let ws = format!("ws://127.0.0.1:{}", stack.sandbox.ports.livekit);
+    let participant = Participant::join(&ws, &participant_token(room), &[]);
+    participant.wait_event("published", |e| e["source"] == "microphone");
+
+    let start_path = format!("/api/room/{room}/recording/start");
+    let stop_path = format!("/api/room/{room}/recording/stop");
+    // Only moderators record; bad bodies and unknown rooms are refused before egress is asked.
+    let audio = json!({"audioOnly": true});
+    let (st, r) = b.call("POST", &start_path, Some(&bob), Some(audio.clone()));
+    assert_eq!(st, 403, "{r}");
+    let (st, r) = b.call(
+        "POST",
+        &start_path,
+        Some(&alice),
+        Some(json!({"audioOnly": "yes"})),
+    );
+    assert_eq!(st, 400, "{r}");
+    let (st, r) = b.call(
+        "POST",
+        &start_path,
+        Some(&alice),
+        Some(json!({"layout": "../x"})),
+    );
+    assert_eq!(st, 400, "{r}");
+    let (st, r) = b.call(
+        "POST",
+        "/api/room/nosuch/recording/start",
+        Some(&alice),
+        Some(audio.clone()),
+    );
+    assert_eq!(st, 404, "{r}");
+
+    // Start → active (egress_started/updated webhooks) → stop → complete.
+    let asked = Instant::now();
+    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 201, "{rec}\n{}", stack.log());
+    let id = rec["id"].as_str().unwrap().to_string();
+    assert!(
+        rec["egressId"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("EG_")),
+        "{rec}"
+    );
+    let (st, r) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 409, "one recording per room: {r}");
+    stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
+    let to_active = asked.elapsed();
+    std::thread::sleep(RECORD_FOR);
+    let stopping = Instant::now();
+    let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    let (st, again) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "stopping twice is harmless: {again}");
+    assert_eq!(again["id"], id.as_str());
+    let done = stack.wait_recording(&alice, &id, "finished", |r| {
+        r["status"] == "complete" || r["status"] == "failed"
+    });
+    let to_file = stopping.elapsed();
+    assert_eq!(done["status"], "complete", "{done}\n{}", stack.log());
+    assert!(
+        done["startedBy"].is_string() && done["durationMs"].as_i64() > Some(0),
+        "{done}"
+    );
+    eprintln!(
+        "figures: start request → active {:.2} s, stop request → file available {:.2} s",
+        to_active.as_secs_f64(),
+        to_file.as_secs_f64()
+    );
+
+    // The file is in the recordings folder (moved out of .incoming/), private, and downloads
+    // whole, with Range answered 206 and the right bytes.
+    let stored = stack.recordings_dir().join(format!("{id}.mp4"));
+    assert!(stored.is_file(), "{}", stored.display());
+    assert!(!stack
+        .recordings_dir()
+        .join(".incoming")
+        .join(format!("{id}.mp4"))
+        .exists());
+    let url = b.url(&format!("/api/recordings/{id}/download"));
+    let (st, headers, whole) = get_bytes(&url, &alice, None);
+    assert_eq!(st, 200);
+    assert_eq!(whole.len() as i64, done["size"].as_i64().unwrap());
+    assert_eq!(whole, std::fs::read(&stored).unwrap());
+    let disposition = headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"tone-"),
+        "{disposition}"
+    );
+    let (st, _, part) = get_bytes(&url, &alice, Some("bytes=100-199"));
+    assert_eq!(st, 206);
+    assert_eq!(part, whole[100..200]);
+    let (st, _, _) = get_bytes(&url, &bob, None);
+    assert_eq!(st, 403);
+    let (st, _, _) = get_bytes(&b.url("/api/recordings/nosuch/download"), &alice, None);
+    assert_eq!(st, 404);
+    let file = stack.sandbox.path().join("downloaded.mp4");
+    std::fs::write(&file, &whole).unwrap();
+    assert_eq!(streams(&file), ["audio:opus"]);
+    assert_tone(
+        &file,
+        secs(&done["durationMs"]),
+        RECORD_FOR.as_secs_f64() - 2.0,
+    );
+
+    let (st, list) = b.call(
+        "GET",
+        &format!("/api/room/{room}/recordings"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{list}");
+    assert_eq!(list["recordings"][0]["id"], id.as_str());
+    let (st, r) = b.call(
+        "GET",
+        &format!("/api/room/{room}/recordings"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(st, 403, "{r}");
+
+    // A lost egress_ended (and every other egress webhook): reconciliation, comparing with
+    // ListEgress, still completes the recording.
+    stack.relay.drop_egress.store(true, Ordering::SeqCst);
+    let (st, rec2) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 201, "{rec2}");
+    let id2 = rec2["id"].as_str().unwrap().to_string();
+    stack.wait_recording(&alice, &id2, "active", |r| r["status"] == "active");
+    std::thread::sleep(Duration::from_secs(2));
+    let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    let done2 = stack.wait_recording(&alice, &id2, "finished", |r| {
+        r["status"] == "complete" || r["status"] == "failed"
+    });
+    assert_eq!(done2["status"], "complete", "{done2}");
+    assert!(
+        stack.relay.dropped.load(Ordering::SeqCst) > 0,
+        "the relay dropped no egress webhook, so nothing was lost"
+    );
+    assert!(
+        b.logs().contains("reconciliation corrected"),
+        "{}",
+        b.logs()
+    );
+    stack.relay.drop_egress.store(false, Ordering::SeqCst);
+
+    // Retention (recording.retainDays: 1): the first recording, aged by two days in the
+    // database, is deleted with its file at the next reconciliation pass; the second stays.
+    age_recording(&stack.sandbox.path().join("data/bedrud.db"), &id);
+    let start = Instant::now();
+    while b
+        .call("GET", &format!("/api/recordings/{id}"), Some(&alice), None)
+        .0
+        != 404
+    {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "retention kept {id}:\n{}",
+            b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!stored.exists(), "the file went with the row");
+    let (st, _) = b.call("GET", &format!("/api/recordings/{id2}"), Some(&alice), None);
+    assert_eq!(st, 200);
+
+    // Delete: the file and the row.
+    let (st, r) = b.call(
+        "DELETE",
+        &format!("/api/recordings/{id2}"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(st, 403, "{r}");
+    let (st, r) = b.call(
+        "DELETE",
+        &format!("/api/recordings/{id2}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
+    assert!(!stack.recordings_dir().join(format!("{id2}.mp4")).exists());
+    let (st, _) = b.call("GET", &format!("/api/recordings/{id2}"), Some(&alice), None);
+    assert_eq!(st, 404);
+    drop(participant);
+}
+
+/// Moves a recording's creation two days back, straight in bedrud's SQLite database.
+fn age_recording(db: &Path, id: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let n = sqlx::query("UPDATE recordings SET created_at = created_at - $1 WHERE id = $2")
+            .bind(2 * 86_400_000i64)
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(n, 1);
+    });
+}
+
+#[test]
+fn a_dead_worker_fails_the_recording_and_redis_down_is_a_503_with_the_cause() {
+    require_private_network("recording");
+    let mut stack = Stack::start();
+    let (alice, _, _) = stack.bedrud.register("alice@bedrud.test");
+    let room = "tone";
+    let (st, r) = stack.bedrud.call(
+        "POST",
+        "/api/room/create",
+        Some(&alice),
+        Some(json!({"name": room})),
+    );
+    assert_eq!(st, 201, "{r}");
+    let ws = format!("ws://127.0.0.1:{}", stack.sandbox.ports.livekit);
+    let participant = Participant::join(&ws, &participant_token(room), &[]);
+    participant.wait_event("published", |e| e["source"] == "microphone");
+    let start_path = format!("/api/room/{room}/recording/start");
+    let audio = json!({"audioOnly": true});
+
+    // The worker (and the recording handler it started) killed mid-recording.
+    let (st, rec) = stack
+        .bedrud
+        .call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 201, "{rec}");
+    let id = rec["id"].as_str().unwrap().to_string();
+    stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
+    kill_tree(stack.egress.0.id());
+    let _ = stack.egress.0.wait();
+    let failed = stack.wait_recording(&alice, &id, "finished", |r| {
+        r["status"] == "complete" || r["status"] == "failed"
+    });
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{failed}"
+    );
+    eprintln!("worker killed: {}", failed["error"]);
+
+    // The test restarts the worker (in embedded mode bedrud's supervisor would); recording
+    // works again.
+    let redis_port = {
+        let text = std::fs::read_to_string(stack.sandbox.path().join("egress.yaml")).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("address: 127.0.0.1:"))
+            .unwrap();
+        line.rsplit(':')
+            .next()
+            .unwrap()
+            .trim()
+            .parse::<u16>()
+            .unwrap()
+    };
+    let (egress, _) = start_worker(
+        stack.sandbox.path(),
+        stack.sandbox.ports.livekit,
+        redis_port,
+        "test-redis-password-0123456789",
+    );
+    stack.egress = egress;
+    stack.wait_worker_n(2);
+    let (st, rec) = stack
+        .bedrud
+        .call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 201, "{rec}\n{}", stack.log());
+    let id = rec["id"].as_str().unwrap().to_string();
+    stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
+    let (st, r) = stack.bedrud.call(
+        "POST",
+        &format!("/api/room/{room}/recording/stop"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
+    stack.wait_recording(&alice, &id, "finished", |r| r["status"] == "complete");
+
+    // Redis down: the start answers 503 with the cause and the fix, not a raw Twirp error.
+    drop(stack.redis.take());
+    std::thread::sleep(Duration::from_millis(500));
+    let (st, r) = stack
+        .bedrud
+        .call("POST", &start_path, Some(&alice), Some(audio));
+    assert_eq!(st, 503, "{r}");
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains("fix:") && !msg.contains("twirp"), "{msg}");
+    eprintln!("redis down: {msg}");
+    let (st, list) = stack.bedrud.call(
+        "GET",
+        &format!("/api/room/{room}/recordings"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200);
+    assert_eq!(
+        list["recordings"].as_array().unwrap().len(),
+        2,
+        "a refused start leaves no recording behind: {list}"
+    );
+    drop(participant);
+}
