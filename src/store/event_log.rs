@@ -3,24 +3,18 @@
 //! them. An event's 200 therefore always follows the commit that holds it (kill -9 loses no
 //! acknowledged event), while a burst costs one commit per batch instead of one per event.
 //!
-//! SQLite has one writer, so there is one writer task. PostgreSQL runs transactions side by
-//! side, and a single writer sending one statement at a time would leave it idle: there are
-//! `PG_WRITERS`, and the events of one participant (or one room, for room events) always go to
-//! the same writer, which applies them in arrival order — a `participant_left` is never applied
-//! before its `participant_joined` received earlier by the same instance.
+//! One writer per store, on PostgreSQL too: a batch is a handful of statements whatever its size
+//! (`event_batch`), so one writer with the whole burst in each batch does better than several
+//! side by side, each with a small batch and its own commit (eight writers, measured in
+//! docs/benchmarks.md). Events are applied in arrival order.
 
 use tokio::sync::{mpsc, oneshot};
 
-use std::hash::{Hash, Hasher};
-
-use super::{Applied, Event, Kind, PresenceChange, Result, Store, StoreError};
+use super::{Applied, Event, Result, Store, StoreError};
 
 /// Most events in one transaction: bounds the time a batch holds SQLite's write lock, and what
 /// one failed commit sends back to LiveKit for a retry.
 const MAX_BATCH: usize = 256;
-
-/// Writer tasks on PostgreSQL (SQLite: one).
-const PG_WRITERS: usize = 8;
 
 /// Events waiting for the writer before `apply` waits for room (backpressure on the senders).
 const QUEUE: usize = 4096;
@@ -30,39 +24,22 @@ type Reply = oneshot::Sender<Result<Applied>>;
 /// The handle handlers use; cheap to clone. The writer ends when the last handle is dropped.
 #[derive(Clone)]
 pub struct EventLog {
-    queues: Vec<mpsc::Sender<(Event, Reply)>>,
+    queue: mpsc::Sender<(Event, Reply)>,
 }
 
 impl EventLog {
-    /// Starts the writers on the current tokio runtime.
+    /// Starts the writer on the current tokio runtime.
     pub fn start(store: Store) -> EventLog {
-        let writers = match store.kind() {
-            Kind::Sqlite => 1,
-            Kind::Postgres => PG_WRITERS,
-        };
-        let queues = (0..writers)
-            .map(|_| {
-                let (queue, pending) = mpsc::channel(QUEUE);
-                tokio::spawn(write(store.clone(), pending));
-                queue
-            })
-            .collect();
-        EventLog { queues }
+        let (queue, pending) = mpsc::channel(QUEUE);
+        tokio::spawn(write(store, pending));
+        EventLog { queue }
     }
 
     /// Stores `event` unless its id was stored before; returns once the transaction holding it
     /// has committed (or failed: then nothing of it was stored).
     pub async fn apply(&self, event: Event) -> Result<Applied> {
         let (reply, outcome) = oneshot::channel();
-        let key = match &event.change {
-            PresenceChange::Joined { participant, .. } => participant.identity.as_str(),
-            PresenceChange::Left { identity, .. } => identity,
-            other => other.room().unwrap_or(""),
-        };
-        let mut hash = std::hash::DefaultHasher::new();
-        key.hash(&mut hash);
-        let queue = &self.queues[hash.finish() as usize % self.queues.len()];
-        queue
+        self.queue
             .send((event, reply))
             .await
             .map_err(|_| StoreError::WriterStopped)?;

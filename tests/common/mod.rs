@@ -6,7 +6,6 @@
 pub mod audio;
 mod in_process;
 pub mod pulseaudio;
-pub mod tone;
 pub mod webhooks;
 
 #[allow(unused_imports)] // only the API test binaries use it
