@@ -2,20 +2,22 @@
 //! about recording runs its own Redis and the egress worker (found on `$PATH`, as the packaged
 //! one is found at /usr/lib/bedrud/egress), and a recording asked of its embedded LiveKit
 //! through `livekit-api`'s `EgressClient` holds a real participant's 440 Hz tone. The worker,
-//! killed, comes back; bedrud, killed, leaves no process and no stale file behind. Runs in a
+//! killed, comes back; bedrud, killed, leaves no process and no stale file behind. A room
+//! composite with video records through the PulseAudio daemon bedrud runs for the worker. Runs in a
 //! private network namespace (scripts/netns-run.sh): egress' WebRTC stack gathers no candidates
 //! on loopback.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::audio;
 use common::*;
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_api::services::egress::{
-    EgressClient, EgressListFilter, EgressListOptions, EgressOutput, RoomCompositeOptions,
+    encoding, EgressClient, EgressListFilter, EgressListOptions, EgressOutput, RoomCompositeOptions,
 };
 use livekit_api::services::room::{CreateRoomOptions, RoomClient};
 use livekit_protocol as proto;
@@ -23,6 +25,10 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 const RECORD_FOR: Duration = Duration::from_secs(5);
+
+/// One recording test at a time: on a 2-core host a composite with video beside another
+/// recording starves both.
+static ONE_RECORDING: Mutex<()> = Mutex::new(());
 
 /// The folder of the egress worker scripts/install-egress.sh builds; bedrud finds it on $PATH.
 fn egress_dir() -> PathBuf {
@@ -162,6 +168,7 @@ fn audio_only() -> RoomCompositeOptions {
 #[test]
 fn embedded_mode_runs_redis_and_egress_and_records() {
     require_private_network("recording_worker");
+    let _one = ONE_RECORDING.lock().unwrap_or_else(|e| e.into_inner());
     let setup = Setup::new();
     let mut b = setup.start();
     let (worker, redis, status) = wait_recording_ready(&mut b, None);
@@ -380,4 +387,132 @@ fn an_existing_redis_is_used_and_one_that_does_not_answer_stops_the_start() {
     assert!(!setup.data().join("recording-redis.yaml").exists());
     assert!(!b.logs().contains(password));
     assert!(b.terminate().success());
+}
+
+/// The PulseAudio processes bedrud runs for the worker of this data folder (their environment
+/// names its folder).
+fn pulse_processes(data: &Path) -> Vec<u32> {
+    let dir = data.join("egress-pulse");
+    processes_with("environ", &format!("XDG_RUNTIME_DIR={}", dir.display()))
+}
+
+#[test]
+fn embedded_mode_records_a_room_composite_with_video_through_its_pulseaudio() {
+    require_private_network("recording_worker");
+    for program in ["pulseaudio", "pactl", "chromium", "Xvfb"] {
+        assert!(
+            which(program).is_some(),
+            "{program} is not installed, and the room composite with video needs it: \
+             apt-get install pulseaudio pulseaudio-utils chromium xvfb \
+             (scripts/install-egress.sh installs them)"
+        );
+    }
+    let _one = ONE_RECORDING.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new();
+    let data = setup.data();
+    let mut b = setup.start();
+    wait_recording_ready(&mut b, None);
+    let status = b.wait_for("PulseAudio to be ready", |b| {
+        let r = recording(b);
+        (r["pulse"]["state"] == "ready").then_some(r)
+    });
+    assert_eq!(status["pulse"]["managed"], true, "{status}");
+    let pulse = status["pulse"]["pid"].as_u64().expect("no PulseAudio pid") as u32;
+    let dir = data.join("egress-pulse");
+    let socket = dir.join("native");
+    assert_eq!(mode(&dir) & 0o777, 0o700, "{}", dir.display());
+    assert_eq!(status["pulse"]["address"], socket.display().to_string());
+    let scripts = setup.generated("bedrud-pulse-");
+    assert_eq!(scripts.len(), 1, "{scripts:?}");
+    assert_eq!(mode(&scripts[0]) & 0o777, 0o600);
+    assert_eq!(pulse_processes(&data), [pulse]);
+    let worker = status["worker"]["pid"].as_u64().unwrap();
+    let environ = std::fs::read(format!("/proc/{worker}/environ")).unwrap();
+    let pulse_server = format!("PULSE_SERVER=unix:{}", socket.display());
+    assert!(
+        String::from_utf8_lossy(&environ).contains(&pulse_server),
+        "the worker's environment lacks {pulse_server}"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let room = "picture";
+    rt.block_on(async {
+        RoomClient::with_api_key(&setup.livekit_url(), "APItest", SECRET)
+            .create_room(room, CreateRoomOptions::default())
+            .await
+            .unwrap();
+    });
+    let token = AccessToken::with_api_key("APItest", SECRET)
+        .with_identity("alice")
+        .with_grants(VideoGrants {
+            room_join: true,
+            room: room.into(),
+            ..Default::default()
+        })
+        .to_jwt()
+        .unwrap();
+    let ws = format!("ws://127.0.0.1:{}", setup.sb.ports.livekit);
+    let alice = Participant::join(&ws, &token, &["--try-camera", "--camera-colour", "00c800"]);
+    alice.wait_event("published", |e| e["source"] == "microphone");
+    alice.wait_event("published", |e| e["source"] == "camera");
+
+    let incoming = data.join("recordings/.incoming");
+    let client = setup.egress();
+    // 720p30 H.264 with Opus (the MP4 default AAC needs `faac`, which Debian lacks).
+    let options = RoomCompositeOptions {
+        layout: "grid".into(),
+        encoding: encoding::H264_720P_30,
+        ..Default::default()
+    };
+    let (file, secs) = rt.block_on(async {
+        let started = client
+            .start_room_composite_egress(room, vec![mp4(&incoming, "video.mp4")], options)
+            .await
+            .unwrap();
+        let id = started.egress_id;
+        let active = wait_status(&client, &id, |s| s >= proto::EgressStatus::EgressActive).await;
+        assert_eq!(
+            active.status(),
+            proto::EgressStatus::EgressActive,
+            "{:?}\nbedrud's log:\n{}",
+            active.error,
+            b.logs()
+        );
+        tokio::time::sleep(RECORD_FOR).await;
+        client.stop_egress(&id).await.unwrap();
+        let info = wait_status(&client, &id, |s| s >= proto::EgressStatus::EgressComplete).await;
+        assert_eq!(
+            info.status(),
+            proto::EgressStatus::EgressComplete,
+            "{:?}",
+            info.error
+        );
+        let f = info.file_results.first().expect("no file result").clone();
+        (PathBuf::from(f.location), f.duration as f64 / 1e9)
+    });
+    let mut kinds = audio::streams(&file);
+    kinds.sort();
+    assert_eq!(kinds, ["audio:opus", "video:h264"], "{}", file.display());
+    // The sound went through Chromium and bedrud's PulseAudio: one second may drop out.
+    audio::assert_tone_missing_at_most(&file, secs, RECORD_FOR, 1);
+    drop(alice);
+
+    // bedrud killed: its PulseAudio dies with it (and the next start runs exactly one).
+    b.signal(Signal::SIGKILL);
+    b.wait_exit();
+    wait_gone(pulse, "pulseaudio");
+    let mut b = setup.start();
+    let status = b.wait_for("PulseAudio to be ready again", |b| {
+        let r = recording(b);
+        (r["pulse"]["state"] == "ready").then_some(r)
+    });
+    let pulse = status["pulse"]["pid"].as_u64().unwrap() as u32;
+    assert_eq!(pulse_processes(&data), [pulse]);
+    assert_eq!(setup.generated("bedrud-pulse-").len(), 1);
+
+    // A clean stop: no PulseAudio left, nor its script.
+    assert!(b.terminate().success(), "{}", b.logs());
+    assert!(!alive(pulse), "pulseaudio outlived bedrud's stop");
+    assert!(pulse_processes(&data).is_empty());
+    assert!(setup.generated("bedrud-pulse-").is_empty());
 }

@@ -1,6 +1,6 @@
 //! `bedrud doctor`'s checks of embedded-mode recording: the Redis answers with its password, the
-//! egress worker is found and runs, the GStreamer elements it records with are installed, and
-//! the folders it writes are writable.
+//! egress worker is found and runs, the GStreamer elements it records with are installed, the
+//! folders it writes are writable, and PulseAudio (for composites with video) is installed.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -70,7 +70,27 @@ pub async fn checks(config: &Config) -> Vec<Finding> {
         "Make recording.dir (default <server.dataDir>/recordings) writable by bedrud's user",
     ));
     out.push(egress_tmp(config));
+    out.push(pulseaudio());
     out
+}
+
+/// Only the room composite with video needs it: missing is a warning, not a failure.
+fn pulseaudio() -> Finding {
+    let check = "Recording PulseAudio";
+    match super::pulse::locate() {
+        Some(p) => finding(
+            check,
+            Level::Ok,
+            format!("{} (bedrud runs it for the egress worker)", p.display()),
+            "",
+        ),
+        None => finding(
+            check,
+            Level::Warn,
+            super::pulse::MISSING.to_string(),
+            "apt install pulseaudio pulseaudio-utils (the bedrud-recording package depends on              them); audio-only recordings work without",
+        ),
+    }
 }
 
 async fn redis_answers(config: &Config, source: RedisSource) -> Finding {

@@ -1,9 +1,12 @@
 //! What recording needs in embedded mode, run by bedrud like LiveKit itself: a Redis shared by
-//! LiveKit and egress (bedrud's own on loopback, or `recording.redis`), and the LiveKit Egress
-//! worker. `prepare` does everything that can fail before anything starts; `Recorder::start`
-//! runs Redis before LiveKit and egress once LiveKit is ready, and stops them in reverse.
+//! LiveKit and egress (bedrud's own on loopback, or `recording.redis`), the LiveKit Egress
+//! worker, and the private PulseAudio daemon its composites with video record sound from.
+//! `prepare` does everything that can fail before anything starts; `Recorder::start` runs
+//! PulseAudio and Redis before LiveKit and egress once LiveKit is ready, and stops them in
+//! reverse.
 
 pub mod doctor;
+pub mod pulse;
 pub mod redis;
 pub mod worker;
 
@@ -29,6 +32,9 @@ use crate::supervisor::{private_home, Launch};
 pub struct RecordingStatus {
     pub redis: ProcStatus,
     pub worker: ProcStatus,
+    /// The worker's PulseAudio; `managed: false` with `lastError` when it is not installed
+    /// (only composites with video need it).
+    pub pulse: ProcStatus,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -76,8 +82,13 @@ impl RecordingStatus {
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
         };
+        let pulse = if self.pulse.managed {
+            word(&self.pulse)
+        } else {
+            "not installed (no video)".to_string()
+        };
         format!(
-            "recording: worker {}, Redis {}",
+            "recording: worker {}, Redis {}, PulseAudio {pulse}",
             word(&self.worker),
             word(&self.redis)
         )
@@ -159,6 +170,8 @@ pub fn egress_tmp(config: &Config) -> PathBuf {
 pub struct Recorder {
     redis: Option<WorkerPlan>,
     egress: WorkerPlan,
+    /// `None` when `pulseaudio` is not installed.
+    pulse: Option<WorkerPlan>,
     initial: RecordingStatus,
 }
 
@@ -221,7 +234,8 @@ pub async fn prepare(
     let home = config.server.data_dir.join("egress-home");
     crate::host::private::create_dir(&home)
         .with_context(|| format!("cannot create {} (server.dataDir)", home.display()))?;
-    let env: Vec<(OsString, OsString)> = vec![
+    let pulse = pulse_plan(config, e)?;
+    let mut env: Vec<(OsString, OsString)> = vec![
         ("PATH".into(), worker::child_path(&binary).into()),
         (worker::MARK.into(), owner.clone().into()),
         ("HOME".into(), std::path::absolute(&home)?.into_os_string()),
@@ -232,6 +246,11 @@ pub async fn prepare(
             config.server.data_dir.join("cache").into_os_string(),
         ),
     ];
+    if let Some((_, socket)) = &pulse {
+        let mut server = OsString::from("unix:");
+        server.push(socket);
+        env.push(("PULSE_SERVER".into(), server));
+    }
     let egress = WorkerPlan {
         which: Which::Egress,
         launch: Launch {
@@ -253,12 +272,39 @@ pub async fn prepare(
     let initial = RecordingStatus {
         redis: ProcStatus::new(redis_plan.is_some(), Some(link.address.clone())),
         worker: ProcStatus::new(true, None),
+        pulse: match &pulse {
+            Some((_, socket)) => ProcStatus::new(true, Some(socket.display().to_string())),
+            None => ProcStatus {
+                state: State::Stopped,
+                last_error: Some(pulse::MISSING.to_string()),
+                ..ProcStatus::new(false, None)
+            },
+        },
     };
     Ok(Some(Recorder {
         redis: redis_plan,
         egress,
+        pulse: pulse.map(|(plan, _)| plan),
         initial,
     }))
+}
+
+/// The PulseAudio daemon and its socket; `None` (after one warning) when it is not installed:
+/// audio-only recordings do not need it.
+fn pulse_plan(config: &Config, e: &Embedded) -> anyhow::Result<Option<(WorkerPlan, PathBuf)>> {
+    let Some(binary) = pulse::locate() else {
+        tracing::warn!("{}", pulse::MISSING);
+        return Ok(None);
+    };
+    let dir = std::path::absolute(pulse::dir(&config.server.data_dir))?;
+    crate::host::private::create_dir(&dir)
+        .with_context(|| format!("cannot create {} (server.dataDir)", dir.display()))?;
+    let socket = pulse::socket(&dir);
+    pulse::check_socket(&socket)?;
+    // A socket left by a PulseAudio that was killed would make the new one refuse to bind.
+    let _ = std::fs::remove_file(&socket);
+    let plan = pulse::plan(binary, &dir, temp_dir(), e.supervision.clone());
+    Ok(Some((plan, socket)))
 }
 
 fn redis_plan(binary: PathBuf, link: &Redis, e: &Embedded) -> WorkerPlan {
@@ -316,21 +362,23 @@ fn check_egress_tmp() -> anyhow::Result<()> {
 
 /// Removes generated Redis and egress configs that a killed bedrud left behind.
 pub fn remove_stale_files() {
-    for name in [redis::CONFIG_NAME, worker::CONFIG_NAME] {
+    for name in [redis::CONFIG_NAME, worker::CONFIG_NAME, pulse::CONFIG_NAME] {
         for stale in crate::livekit::config::remove_stale_named(&temp_dir(), name) {
             tracing::info!(file = %stale.display(), "removed a config left by a bedrud that died");
         }
     }
 }
 
-/// Redis and egress, running.
+/// Redis, egress and PulseAudio, running.
 pub struct Running {
     redis: Option<(CancellationToken, JoinHandle<()>)>,
     egress: (CancellationToken, JoinHandle<()>),
+    pulse: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl Recorder {
-    /// Starts Redis now and egress once LiveKit is ready; puts their state in `status`.
+    /// Starts PulseAudio and Redis now and egress once LiveKit is ready (so PulseAudio, ready
+    /// in well under a second, runs before egress); puts their state in `status`.
     pub fn start(self, status: watch::Sender<LiveKitStatus>) -> Running {
         status.send_modify(|s| s.recording = Some(self.initial.clone()));
         let spawn = |plan: WorkerPlan| {
@@ -338,9 +386,11 @@ impl Recorder {
             let task = tokio::spawn(supervise::run(plan, status.clone(), stop.clone()));
             (stop, task)
         };
+        let pulse = self.pulse.map(spawn);
         Running {
             redis: self.redis.map(spawn),
             egress: spawn(self.egress),
+            pulse,
         }
     }
 }
@@ -362,10 +412,15 @@ impl Running {
         }
     }
 
-    /// Stops the egress worker (its recordings end and their files are finished).
+    /// Stops the egress worker (its recordings end and their files are finished), then its
+    /// PulseAudio.
     pub async fn stop_worker(&mut self) {
         self.egress.0.cancel();
         let _ = (&mut self.egress.1).await;
+        if let Some((stop, task)) = &mut self.pulse {
+            stop.cancel();
+            let _ = task.await;
+        }
     }
 
     /// Stops Redis; after LiveKit, which uses it.
@@ -447,17 +502,21 @@ mod tests {
     }
 
     #[test]
-    fn status_line_names_both_parts() {
+    fn status_line_names_every_part() {
         let mut r = RecordingStatus {
             redis: ProcStatus::new(true, None),
             worker: ProcStatus::new(true, None),
+            pulse: ProcStatus::new(true, None),
         };
         r.redis.state = State::Ready;
         r.worker.state = State::Restarting;
         r.worker.restarts = 2;
+        r.pulse.state = State::Ready;
         assert_eq!(
             r.summary(),
-            "recording: worker restarting (2 restarts), Redis ready"
+            "recording: worker restarting (2 restarts), Redis ready, PulseAudio ready"
         );
+        r.pulse = ProcStatus::new(false, None);
+        assert!(r.summary().ends_with("PulseAudio not installed (no video)"));
     }
 }

@@ -24,6 +24,19 @@ pub use egress::EgressError;
 /// started by a bedrud that stopped meanwhile: egress never heard of it.
 const ABANDONED_START: Duration = Duration::from_secs(120);
 
+/// How long egress may report a recording `EGRESS_STARTING` before bedrud gives up on it. A
+/// start normally turns active within a second (audio) or about 15 s (a composite with video
+/// on a loaded 2-core machine: Xvfb, Chromium, the template joining the room); one video start
+/// in ~21 runs stayed starting for good (90 s and more), holding the room's one recording slot.
+/// Four times the slowest start seen, so a slow but healthy start is never cut.
+const STUCK_STARTING: Duration = Duration::from_secs(60);
+
+/// Whether a recording created at `created_ms` that egress still reports starting at `now_ms`
+/// has been starting for too long (see [`STUCK_STARTING`]).
+fn stuck_starting(created_ms: i64, now_ms: i64) -> bool {
+    now_ms.saturating_sub(created_ms) > STUCK_STARTING.as_millis() as i64
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     #[error("recording is not enabled on this server (recording.enabled)")]
@@ -216,7 +229,20 @@ impl Recorder {
         let started = ns_to_ms(info.started_at);
         use proto::EgressStatus as S;
         match info.status() {
-            S::EgressStarting => {}
+            S::EgressStarting => {
+                if stuck_starting(rec.created_at, crate::store::now_ms()) {
+                    let why = format!(
+                        "egress did not start recording within {}s (it still reported                          EGRESS_STARTING); bedrud stopped it",
+                        STUCK_STARTING.as_secs()
+                    );
+                    // Failed first (so the room's slot is free even if the stop fails), then
+                    // egress is told to give up; its later reports find the row finished.
+                    self.finish(&rec, &Outcome::Failed(why), None).await?;
+                    if let Err(e) = self.egress.stop(&rec.room, &info.egress_id).await {
+                        tracing::warn!(room = %rec.room, recording = %rec.id, "stopping the stuck egress failed: {e}");
+                    }
+                }
+            }
             S::EgressActive => {
                 self.store
                     .advance_recording(&rec.id, RecordingStatus::Active, started)
@@ -393,5 +419,23 @@ impl Recorder {
             deleted += 1;
         }
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_is_stuck_only_after_the_limit() {
+        let created = 1_000_000;
+        let limit = STUCK_STARTING.as_millis() as i64;
+        assert!(!stuck_starting(created, created));
+        assert!(!stuck_starting(created, created + 20_000));
+        assert!(!stuck_starting(created, created + limit));
+        assert!(stuck_starting(created, created + limit + 1));
+        assert!(stuck_starting(created, created + 90_000));
+        // A clock that went back never makes a start look stuck.
+        assert!(!stuck_starting(created, created - 5_000));
     }
 }

@@ -1,8 +1,9 @@
-//! Supervises a helper process of recording (redis-server, the egress worker) by LiveKit's rules:
-//! a config generated for each start (0600, removed when the process ends), started only once
-//! what it needs is up, ready when its check passes, restarted with backoff, stopped with its
-//! stop signal, grace, then SIGKILL; and what it started in sessions of its own (egress'
-//! handlers) killed with it. Its state goes into the recording part of the LiveKit status.
+//! Supervises a helper process of recording (redis-server, the egress worker, PulseAudio) by
+//! LiveKit's rules: a config generated for each start (0600, removed when the process ends),
+//! started only once what it needs is up, ready when its check passes, restarted with backoff,
+//! stopped with its stop signal, grace, then SIGKILL; and what it started in sessions of its
+//! own (egress' handlers) killed with it. Its state goes into the recording part of the
+//! LiveKit status.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,6 +29,8 @@ pub enum Ready {
     /// A line of its output contains this (egress: "service ready", logged once it takes
     /// requests from Redis).
     Logged(&'static str),
+    /// A unix socket accepts a connection (PulseAudio's native protocol socket).
+    Socket(PathBuf),
 }
 
 /// Which of the recording status' entries this process is.
@@ -35,6 +38,7 @@ pub enum Ready {
 pub enum Which {
     Redis,
     Egress,
+    Pulse,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +112,7 @@ fn name(which: Which) -> &'static str {
     match which {
         Which::Redis => "redis-server",
         Which::Egress => "egress",
+        Which::Pulse => "pulseaudio",
     }
 }
 
@@ -117,6 +122,7 @@ fn update(status: &watch::Sender<LiveKitStatus>, which: Which, f: impl FnOnce(&m
             f(match which {
                 Which::Redis => &mut r.redis,
                 Which::Egress => &mut r.worker,
+                Which::Pulse => &mut r.pulse,
             })
         }
     });
@@ -197,6 +203,7 @@ async fn wait_ready(plan: &WorkerPlan, proc: &mut Process) -> Result<(), String>
         let ready = match &plan.ready {
             Ready::Ping(link) => egress::redis::ping(link).await.is_ok(),
             Ready::Logged(text) => proc.tail().iter().any(|l| l.contains(text)),
+            Ready::Socket(path) => tokio::net::UnixStream::connect(path).await.is_ok(),
         };
         if ready {
             return Ok(());

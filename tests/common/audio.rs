@@ -89,6 +89,18 @@ pub fn dominant_frequency(samples: &[f64]) -> (f64, f64) {
 /// of the `recorded_for` it was recording), and each whole second of it, but the first, is
 /// 440 Hz.
 pub fn assert_tone(file: &Path, reported_secs: f64, recorded_for: Duration) {
+    assert_tone_missing_at_most(file, reported_secs, recorded_for, 0);
+}
+
+/// [`assert_tone`], where up to `allowed` whole seconds may miss the tone: sound that passed
+/// through Chromium and PulseAudio (a room composite with video) may drop out for a moment on
+/// a loaded machine (docs/recording.md, "The test").
+pub fn assert_tone_missing_at_most(
+    file: &Path,
+    reported_secs: f64,
+    recorded_for: Duration,
+    allowed: usize,
+) {
     let samples = decode(file);
     let secs = samples.len() as f64 / RATE as f64;
     assert!(
@@ -102,12 +114,21 @@ pub fn assert_tone(file: &Path, reported_secs: f64, recorded_for: Duration) {
         file.display()
     );
     // The first second may hold the silence before the participant's track was subscribed.
-    for (i, second) in samples.chunks_exact(RATE).enumerate().skip(1) {
-        let (hz, rms) = dominant_frequency(second);
-        assert!(
-            (hz - TONE_HZ).abs() <= 5.0 && rms > 500.0,
-            "{}: second {i} is {hz} Hz at RMS {rms:.0}, not the {TONE_HZ} Hz tone",
-            file.display()
-        );
+    let misses: Vec<String> = samples
+        .chunks_exact(RATE)
+        .enumerate()
+        .skip(1)
+        .map(|(i, second)| (i, dominant_frequency(second)))
+        .filter(|(_, (hz, rms))| (hz - TONE_HZ).abs() > 5.0 || *rms <= 500.0)
+        .map(|(i, (hz, rms))| format!("second {i} is {hz} Hz at RMS {rms:.0}"))
+        .collect();
+    assert!(
+        misses.len() <= allowed,
+        "{}: not the {TONE_HZ} Hz tone: {}",
+        file.display(),
+        misses.join("; ")
+    );
+    if !misses.is_empty() {
+        eprintln!("{}: tolerated: {}", file.display(), misses.join("; "));
     }
 }
