@@ -35,10 +35,15 @@ pub fn socket(dir: &Path) -> PathBuf {
 
 /// The installed `pulseaudio`, if any.
 pub fn locate() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+    locate_in(Path::new(INSTALLED), std::env::var_os("PATH").as_deref())
+}
+
+/// Debian's path, then each folder of `path_env`.
+fn locate_in(installed: &Path, path_env: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    let on_path = path_env
+        .map(|p| std::env::split_paths(p).collect::<Vec<_>>())
         .unwrap_or_default();
-    std::iter::once(PathBuf::from(INSTALLED))
+    std::iter::once(installed.to_path_buf())
         .chain(on_path.into_iter().map(|d| d.join("pulseaudio")))
         .find(|p| p.is_file())
 }
@@ -120,6 +125,24 @@ pub fn plan(binary: PathBuf, dir: &Path, temp_dir: PathBuf, timings: Supervision
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn found_installed_or_on_path_and_none_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("usr-bin-pulseaudio");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let path = std::env::join_paths([dir.path().join("nothing"), bin.clone()]).unwrap();
+        assert_eq!(locate_in(&missing, Some(&path)), None);
+        assert_eq!(locate_in(&missing, None), None);
+        std::fs::write(bin.join("pulseaudio"), "").unwrap();
+        assert_eq!(
+            locate_in(&missing, Some(&path)),
+            Some(bin.join("pulseaudio"))
+        );
+        std::fs::write(&missing, "").unwrap();
+        assert_eq!(locate_in(&missing, Some(&path)), Some(missing));
+    }
 
     #[test]
     fn script_loads_only_the_private_socket() {
