@@ -85,14 +85,19 @@ pub fn plan(binary: PathBuf, dir: &Path, temp_dir: PathBuf, timings: Supervision
         launch: Launch {
             binary,
             // `-n`: not /etc/pulse/default.pa (no sound hardware, D-Bus or session modules);
-            // in the foreground so that it dies with bedrud; never exits while idle. The
-            // generated script's path is appended after `-F`.
+            // in the foreground so that it dies with bedrud; never exits while idle. No
+            // realtime or raised priority: it mixes one null sink per recording, and asking
+            // for them goes to rtkit over D-Bus (absent on a server, and refused by the unit's
+            // RestrictRealtime=yes), an error line each time. The generated script's path is
+            // appended after `-F`.
             args: [
                 "-n",
                 "--daemonize=no",
                 "--exit-idle-time=-1",
                 "--disallow-exit",
                 "--use-pid-file=no",
+                "--realtime=no",
+                "--high-priority=no",
                 "--log-target=stderr",
                 "-F",
             ]
@@ -185,6 +190,7 @@ mod tests {
             "--daemonize=no",
             "--exit-idle-time=-1",
             "--disallow-exit",
+            "--realtime=no",
         ] {
             assert!(args.contains(&flag), "{args:?}");
         }
