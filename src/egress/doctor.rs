@@ -88,7 +88,8 @@ fn pulseaudio() -> Finding {
             check,
             Level::Warn,
             super::pulse::MISSING.to_string(),
-            "apt install pulseaudio pulseaudio-utils (the bedrud-recording package depends on              them); audio-only recordings work without",
+            "apt install pulseaudio pulseaudio-utils (the bedrud-recording package depends on \
+             them); audio-only recordings work without",
         ),
     }
 }

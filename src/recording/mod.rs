@@ -232,7 +232,8 @@ impl Recorder {
             S::EgressStarting => {
                 if stuck_starting(rec.created_at, crate::store::now_ms()) {
                     let why = format!(
-                        "egress did not start recording within {}s (it still reported                          EGRESS_STARTING); bedrud stopped it",
+                        "egress did not start recording within {}s (it still reported \
+                         EGRESS_STARTING); bedrud stopped it",
                         STUCK_STARTING.as_secs()
                     );
                     // Failed first (so the room's slot is free even if the stop fails), then
