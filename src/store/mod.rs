@@ -160,11 +160,14 @@ impl Store {
 
     /// After a commit that changed who is in `rooms` or who is banned from `room_ids`: a shared
     /// mirror re-reads them, so that this instance's next join sees its own write at once
-    /// (other instances follow through the database's notification).
-    async fn mirror_reread(&self, rooms: &[&str], room_ids: &[&str]) -> Result<()> {
-        match (&self.mirror, self.kind) {
-            (Some(m), Kind::Postgres) => m.refresh(&self.pool, rooms, room_ids).await,
-            _ => Ok(()),
+    /// (other instances follow through the database's notification). The write is committed
+    /// whatever happens here: a failed re-read is logged, and the notification of that same
+    /// commit brings the mirror up to date.
+    async fn mirror_reread(&self, rooms: &[&str], room_ids: &[&str]) {
+        if let (Some(m), Kind::Postgres) = (&self.mirror, self.kind) {
+            if let Err(e) = m.refresh(&self.pool, rooms, room_ids).await {
+                tracing::warn!("could not re-read participants and bans after a write: {e}");
+            }
         }
     }
 

@@ -162,7 +162,8 @@ impl Store {
             m.set_ban(room_id, identity, was);
         }
         written?;
-        self.mirror_reread(&[], &[room_id]).await
+        self.mirror_reread(&[], &[room_id]).await;
+        Ok(())
     }
 
     pub async fn unban(&self, room_id: &str, identity: &str) -> Result<bool> {
@@ -176,7 +177,7 @@ impl Store {
         if let Some(m) = &self.mirror {
             m.set_ban(room_id, identity, false);
         }
-        self.mirror_reread(&[], &[room_id]).await?;
+        self.mirror_reread(&[], &[room_id]).await;
         Ok(n > 0)
     }
 
