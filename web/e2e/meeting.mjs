@@ -280,6 +280,12 @@ try {
     await shot(alice, 'meeting');
     await axe(alice, 'meeting');
 
+    // This server does not record: the moderator's Record is refused with the API's reason.
+    await alice.getByRole('button', { name: 'Record', exact: true }).click();
+    await alice.getByRole('alert').filter({ hasText: 'Could not start recording: recording is not enabled on this server (recording.enabled)' }).waitFor();
+    assert.equal(await alice.getByText('This meeting is being recorded').count(), 0);
+    console.log('recording refused with the reason (recording.enabled is off)');
+
     // Chat, through LiveKit's own chat panel.
     await alice.getByRole('button', { name: /Chat/ }).click();
     await alice.locator('.lk-chat-form-input').fill('hello from alice');
