@@ -30,18 +30,6 @@ const RECORD_FOR: Duration = Duration::from_secs(5);
 /// recording starves both.
 static ONE_RECORDING: Mutex<()> = Mutex::new(());
 
-/// The folder of the egress worker scripts/install-egress.sh builds; bedrud finds it on $PATH.
-fn egress_dir() -> PathBuf {
-    let dir = repo_root().join(format!(".tools/egress-{EGRESS}"));
-    assert!(
-        dir.join("egress").is_file(),
-        "the LiveKit Egress worker {EGRESS} is not built in {}.\n\
-         Build it with: scripts/install-egress.sh   (scripts/test.sh does)",
-        dir.display()
-    );
-    dir
-}
-
 struct Setup {
     sb: Sandbox,
     path_env: String,

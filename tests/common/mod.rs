@@ -32,6 +32,18 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The folder of the egress worker scripts/install-egress.sh builds; bedrud finds it on $PATH.
+pub fn egress_dir() -> PathBuf {
+    let dir = repo_root().join(format!(".tools/egress-{EGRESS}"));
+    assert!(
+        dir.join("egress").is_file(),
+        "the LiveKit Egress worker {EGRESS} is not built in {}.\n\
+         Build it with: scripts/install-egress.sh   (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
 /// The real livekit-server at `version`; fails with the install command when it is missing.
 pub fn livekit_bin(version: &str) -> PathBuf {
     let p = repo_root()

@@ -2,14 +2,15 @@
 // running bedrud with its embedded LiveKit. Run by tests/web.rs inside scripts/netns-run.sh,
 // which passes everything through the environment:
 //   BEDRUD_URL        the app's origin (http://127.0.0.1:PORT, or https://<name>.test:PORT)
-//   SCENARIO          "full" (every page and moderation) or "tls" (one meeting over wss://)
+//   SCENARIO          "full" (every page and moderation), "tls" (one meeting over wss://) or
+//                     "recording" (a moderator records, audio only; needs recording.enabled)
 //   CHROMIUM          the browser binary; HOST_RULES optional --host-resolver-rules
 //   SCREENSHOTS       where screenshots go; FIGURES a JSON file for the measured timings
 //   BEDRUD_BIN, BEDRUD_CONFIG, LIVEKIT_VERSION   for the admin scenario
 // Every step waits for what a person would see; a step that never happens fails the run.
 import { chromium } from 'playwright-core';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 
@@ -150,8 +151,87 @@ async function meetingOf(alice, bob, room) {
   return ms;
 }
 
+/** The page's own API call, with its signed-in session (as the app makes it). */
+async function apiGet(page, path) {
+  return page.evaluate(async (p) => {
+    const s = JSON.parse(localStorage.getItem('bedrud.session'));
+    const r = await fetch(p, { headers: { Authorization: `Bearer ${s.accessToken}` } });
+    return { status: r.status, body: await r.json() };
+  }, path);
+}
+
+const RECORDING = 'This meeting is being recorded';
+
 try {
-  if (scenario === 'tls') {
+  if (scenario === 'recording') {
+    const alice = await person('alice');
+    const bob = await person('bob');
+    await signUp(alice, 'Alice', 'alice@example.test');
+    await signUp(bob, 'Bob', 'bob@example.test');
+    await createRoom(alice, 'recorded', false);
+    await meetingOf(alice, bob, 'recorded');
+    await alice.locator('.people li.person', { hasText: 'Bob' }).waitFor();
+
+    // Bob is a participant: no recording controls, and nothing says "recording" yet.
+    await bob.locator('.people li.person', { hasText: 'Alice' }).waitFor();
+    assert.equal(await bob.getByRole('button', { name: 'Record' }).count(), 0, 'a participant sees the Record button');
+    assert.equal(await bob.getByRole('heading', { name: 'Recording' }).count(), 0, 'a participant sees the recordings');
+    assert.equal(await bob.getByText(RECORDING).count(), 0);
+    console.log('a participant has no recording controls');
+
+    // Alice records, audio only (the default).
+    const audioOnly = alice.getByRole('checkbox', { name: 'Audio only' });
+    assert.ok(await audioOnly.isChecked(), 'audio only is not the default');
+    await axe(alice, 'meeting with recording controls');
+    const clicked = Date.now();
+    await alice.getByRole('button', { name: 'Record', exact: true }).click();
+    // Everyone sees it, from LiveKit's own room state (the egress worker joined as recorder).
+    for (const p of [alice, bob]) await p.getByRole('status').filter({ hasText: RECORDING }).waitFor();
+    figures.recordClickToIndicatorMs = Date.now() - clicked;
+    console.log(`both see the recording indicator ${figures.recordClickToIndicatorMs} ms after the click`);
+    await alice.locator('li.recording[data-status="active"]').waitFor();
+    await shot(alice, 'recording-moderator');
+    await shot(bob, 'recording-participant');
+
+    // A few seconds of both people's audio, then stop.
+    await alice.waitForTimeout(5000);
+    const stopped = Date.now();
+    await alice.getByRole('button', { name: 'Stop recording' }).click();
+    for (const p of [alice, bob]) await p.getByText(RECORDING).waitFor({ state: 'detached' });
+    const done = alice.locator('li.recording[data-status="complete"]');
+    await done.waitFor();
+    figures.stopClickToCompleteMs = Date.now() - stopped;
+    await done.getByText(/complete · audio · \d+:\d\d · .* · started by you/).waitFor();
+    console.log(`recording complete ${figures.stopClickToCompleteMs} ms after stop: ${await done.locator('.state').textContent()}`);
+    await done.scrollIntoViewIfNeeded();
+    await shot(alice, 'recordings-list');
+
+    // The API's view of it, and the file the Download button gives.
+    const id = await done.getAttribute('data-id');
+    const api = await apiGet(alice, `/api/recordings/${id}`);
+    assert.equal(api.status, 200, JSON.stringify(api.body));
+    assert.equal(api.body.status, 'complete');
+    assert.equal(api.body.audioOnly, true);
+    assert.ok(api.body.size > 0 && api.body.durationMs >= 3000, JSON.stringify(api.body));
+    const [download] = await Promise.all([
+      alice.waitForEvent('download'),
+      done.getByRole('button', { name: /^Download the recording/ }).click(),
+    ]);
+    const file = await download.path();
+    const bytes = readFileSync(file);
+    assert.equal(statSync(file).size, api.body.size, 'the downloaded file and the API disagree on the size');
+    assert.equal(bytes.subarray(4, 8).toString('latin1'), 'ftyp', 'the download is not an MP4 file');
+    assert.match(download.suggestedFilename(), /^recorded-\d+\.mp4$/);
+    console.log(`downloaded ${download.suggestedFilename()}: ${bytes.length} bytes, as the API says`);
+
+    // Deleted: gone from the list and from the API.
+    alice.once('dialog', (d) => d.accept());
+    await done.getByRole('button', { name: /^Delete the recording/ }).click();
+    await alice.getByRole('status').filter({ hasText: 'Recording deleted.' }).waitFor();
+    await done.waitFor({ state: 'detached' });
+    assert.equal((await apiGet(alice, `/api/recordings/${id}`)).status, 404);
+    console.log('recording deleted');
+  } else if (scenario === 'tls') {
     const alice = await person('alice');
     const bob = await person('bob');
     await signUp(alice, 'Alice', 'alice@example.test');
@@ -199,6 +279,12 @@ try {
     await alice.getByText('Bob', { exact: false }).first().waitFor();
     await shot(alice, 'meeting');
     await axe(alice, 'meeting');
+
+    // This server does not record: the moderator's Record is refused with the API's reason.
+    await alice.getByRole('button', { name: 'Record', exact: true }).click();
+    await alice.getByRole('alert').filter({ hasText: 'Could not start recording: recording is not enabled on this server (recording.enabled)' }).waitFor();
+    assert.equal(await alice.getByText('This meeting is being recorded').count(), 0);
+    console.log('recording refused with the reason (recording.enabled is off)');
 
     // Chat, through LiveKit's own chat panel.
     await alice.getByRole('button', { name: /Chat/ }).click();

@@ -25,6 +25,13 @@ export interface Permissions {
   canPublishSources?: string[];
 }
 
+export type RecordingStatus = 'starting' | 'active' | 'ending' | 'complete' | 'failed';
+export interface Recording {
+  id: string; egressId?: string | null; room: string; startedBy: string; layout: string; audioOnly: boolean;
+  status: RecordingStatus; error?: string | null; size?: number | null; durationMs?: number | null;
+  startedAt?: number | null; endedAt?: number | null; createdAt: number;
+}
+
 export class ApiError extends Error {
   constructor(public status: number, message: string) { super(message); }
 }
@@ -87,6 +94,24 @@ async function request<T>(method: string, path: string, body?: unknown, retried 
   return answer as T;
 }
 
+/** A file the API serves to the signed-in user only: fetched with the bearer token, as a Blob. */
+async function download(path: string, retried = false): Promise<{ blob: Blob; name: string }> {
+  if (session && secondsLeft(session.accessToken) < 30) await refresh();
+  const headers: Record<string, string> = {};
+  if (session) headers.Authorization = `Bearer ${session.accessToken}`;
+  const r = await fetch(path, { headers });
+  if (r.status === 401 && session && !retried) {
+    await refresh();
+    return download(path, true);
+  }
+  if (!r.ok) {
+    const answer = await r.json().catch(() => ({ error: `${r.status} ${r.statusText}` }));
+    throw new ApiError(r.status, answer.error ?? `${r.status} ${r.statusText}`);
+  }
+  const name = /filename="([^"]+)"/.exec(r.headers.get('Content-Disposition') ?? '')?.[1] ?? 'recording.mp4';
+  return { blob: await r.blob(), name };
+}
+
 export const api = {
   async register(name: string, email: string, password: string) {
     save(await request<Session>('POST', '/api/auth/register', { name, email, password }));
@@ -125,6 +150,15 @@ export const api = {
       .then((r) => r.bans),
   unban: (room: string, identity: string) =>
     request('DELETE', `/api/room/${encodeURIComponent(room)}/bans/${encodeURIComponent(identity)}`),
+  startRecording: (room: string, audioOnly: boolean) =>
+    request<Recording>('POST', `/api/room/${encodeURIComponent(room)}/recording/start`, { audioOnly }),
+  stopRecording: (room: string) =>
+    request<Recording>('POST', `/api/room/${encodeURIComponent(room)}/recording/stop`),
+  recordings: (room: string) =>
+    request<{ recordings: Recording[] }>('GET', `/api/room/${encodeURIComponent(room)}/recordings`)
+      .then((r) => r.recordings),
+  deleteRecording: (id: string) => request('DELETE', `/api/recordings/${encodeURIComponent(id)}`),
+  downloadRecording: (id: string) => download(`/api/recordings/${encodeURIComponent(id)}/download`),
   livekitStatus: () => request<LiveKitStatus>('GET', '/api/admin/livekit'),
   users: () => request<{ users: User[] }>('GET', '/api/admin/users').then((r) => r.users),
   setAdmin: (id: string, admin: boolean) =>

@@ -6,6 +6,7 @@ import { api, type JoinAnswer } from '../api';
 import { useUser } from '../session';
 import { roomLink } from './RoomsPage';
 import { PeoplePanel } from './PeoplePanel';
+import { RecordingControls, RecordingIndicator } from './RecordingPanel';
 import { useLabelLiveKitButtons } from '../a11y';
 
 type Stage =
@@ -68,7 +69,11 @@ export function MeetingPage() {
       >
         <h1 className="visually-hidden">Meeting {room}</h1>
         <div className="conference"><VideoConference /></div>
-        <PeoplePanel room={room} me={j} />
+        <div className="side">
+          <RecordingIndicator />
+          <PeoplePanel room={room} me={j} />
+          {j.role === 'moderator' && <RecordingControls room={room} />}
+        </div>
       </LiveKitRoom>
     );
   }
