@@ -228,9 +228,12 @@ impl Renewer {
                         serving_until = %expiry,
                         "ACME: cannot obtain a certificate: {e}; the current certificate keeps serving"
                     );
+                    // With the failure, when the next try is: a reader of the status must never
+                    // see this error beside the attempt that just failed as the next one.
                     self.publish(|s| {
                         s.last_attempt = Some(unix(attempt));
                         s.last_error = Some(e.to_string());
+                        s.next_attempt = Some(unix(next));
                     });
                 }
             }
