@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::audio::{decode, dominant_frequency, streams, tool, RATE, TONE_HZ};
 use common::pulseaudio::PulseAudio;
 use common::*;
 use livekit_api::access_token::{AccessToken, VideoGrants};
@@ -23,8 +24,6 @@ use livekit_api::services::egress::{
 };
 use livekit_protocol as proto;
 
-/// The tone tests/participant/participant.py publishes.
-const TONE_HZ: f64 = 440.0;
 /// How long each recording runs once egress reports it active: 5 s, or
 /// `$BEDRUD_EGRESS_RECORD_SECS` (the figures in docs/recording.md are taken over 10 s).
 fn record_for() -> Duration {
@@ -37,8 +36,6 @@ fn record_for() -> Duration {
         .unwrap_or(5);
     Duration::from_secs(secs)
 }
-/// Sample rate the recordings are decoded at for the analysis.
-const RATE: usize = 48_000;
 /// The camera picture the participant publishes (`--camera-colour`): green, with a white bar
 /// moving across it.
 const CAMERA_RGB: [u8; 3] = [0, 200, 0];
@@ -73,12 +70,6 @@ fn egress_bin() -> PathBuf {
         p.display()
     );
     p
-}
-
-fn tool(name: &str) -> PathBuf {
-    which(name).unwrap_or_else(|| {
-        panic!("{name} is not installed: apt-get install ffmpeg (scripts/install-egress.sh does)")
-    })
 }
 
 /// Egress writes every recording first under the fixed folder `/home/egress/tmp/<egress id>`
@@ -424,51 +415,6 @@ impl Usage {
     }
 }
 
-/// Mono 16-bit samples at [`RATE`] decoded from `file` by ffmpeg.
-fn decode(file: &Path) -> Vec<f64> {
-    let out = Command::new(tool("ffmpeg"))
-        .args(["-v", "error", "-i"])
-        .arg(file)
-        .args(["-ac", "1", "-ar", &RATE.to_string(), "-f", "s16le", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffmpeg cannot decode {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f64)
-        .collect()
-}
-
-/// The stream types and codec names ffprobe finds in `file`, e.g. `["audio:opus"]`.
-fn streams(file: &Path) -> Vec<String> {
-    let out = Command::new(tool("ffprobe"))
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ffprobe failed on {}", file.display());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let mut f = l.split(',');
-            let codec = f.next().unwrap_or("");
-            format!("{}:{codec}", f.next().unwrap_or(""))
-        })
-        .collect()
-}
-
 /// What ffprobe says of the first video stream of `file`, counting its packets (one per frame
 /// for H.264) rather than trusting the header.
 #[derive(Debug)]
@@ -547,28 +493,6 @@ fn frame_pixels(file: &Path, at: f64) -> Vec<[u8; 3]> {
 fn share_of(pixels: &[[u8; 3]], rgb: [u8; 3]) -> f64 {
     let near = |p: &[u8; 3]| (0..3).all(|c| (p[c] as i32 - rgb[c] as i32).abs() <= 60);
     pixels.iter().filter(|p| near(p)).count() as f64 / pixels.len() as f64
-}
-
-/// The strongest frequency (in 5 Hz steps, 50 Hz to 4 kHz) of one second of `samples`, by the
-/// Goertzel algorithm, and that second's RMS level.
-fn dominant_frequency(samples: &[f64]) -> (f64, f64) {
-    let window = &samples[..RATE.min(samples.len())];
-    let power = |hz: f64| {
-        let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / RATE as f64).cos();
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for x in window {
-            let s = x + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        s1 * s1 + s2 * s2 - coeff * s1 * s2
-    };
-    let best = (10..=800)
-        .map(|i| i as f64 * 5.0)
-        .max_by(|a, b| power(*a).total_cmp(&power(*b)))
-        .unwrap();
-    let rms = (window.iter().map(|x| x * x).sum::<f64>() / window.len() as f64).sqrt();
-    (best, rms)
 }
 
 /// `secs` of `what` in `file` match the `reported_secs` egress reported: within 1 s, or, for a

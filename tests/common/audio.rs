@@ -1,5 +1,5 @@
 //! What a recording holds: decoding with ffmpeg and finding the participant's tone, for the
-//! tests that record (egress, recording_worker).
+//! tests that record (egress, recording_worker, recording).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
