@@ -61,25 +61,6 @@ const WEB_EXTRA_SECS: f64 = 2.0;
 /// H.264 encoder besides, on a 2-core machine shared with other test binaries.
 static ONE_CHAIN: Mutex<()> = Mutex::new(());
 
-fn egress_bin() -> PathBuf {
-    let p = repo_root().join(format!(".tools/egress-{EGRESS}/egress"));
-    assert!(
-        p.is_file(),
-        "the LiveKit Egress worker {EGRESS} is not built at {}.\n\
-         Build it with: scripts/install-egress.sh   (scripts/test.sh does; needs Go, GStreamer's -dev packages and the vendored source)",
-        p.display()
-    );
-    p
-}
-
-/// Egress writes every recording first under the fixed folder `/home/egress/tmp/<egress id>`
-/// (not configurable in v1.14.0). The worker runs in a mount namespace of its own with a tmpfs
-/// over `/home`, so that it gets that folder without touching the host's `/home` (nor the view
-/// of it the other tests in this network namespace have). `/home/egress` is also its `HOME`
-/// (Chromium writes its caches and crash folder there).
-const PRIVATE_EGRESS_TMP: &str = "mount -t tmpfs -o mode=0755 bedrud-egress-test /home \
-     && mkdir -p /home/egress/tmp && exec \"$0\" --config \"$1\"";
-
 struct Chain {
     _redis: Proc,
     pulse: PulseAudio,

@@ -25,22 +25,6 @@ use serde_json::{json, Value};
 /// How long each recording runs once bedrud reports it active.
 const RECORD_FOR: Duration = Duration::from_secs(5);
 
-fn egress_bin() -> PathBuf {
-    let p = repo_root().join(format!(".tools/egress-{EGRESS}/egress"));
-    assert!(
-        p.is_file(),
-        "the LiveKit Egress worker {EGRESS} is not built at {}.\n\
-         Build it with: scripts/install-egress.sh   (scripts/test.sh does; needs Go, GStreamer's -dev packages and the vendored source)",
-        p.display()
-    );
-    p
-}
-
-/// Egress writes every recording first under the fixed folder `/home/egress/tmp/<egress id>`;
-/// the worker gets a tmpfs over `/home` in a mount namespace of its own (see tests/egress.rs).
-const PRIVATE_EGRESS_TMP: &str = "mount -t tmpfs -o mode=0755 bedrud-egress-test /home \
-     && mkdir -p /home/egress/tmp && exec \"$0\" --config \"$1\"";
-
 /// Forwards LiveKit's webhooks to bedrud, or swallows egress events (answering 200, so LiveKit
 /// does not retry) while `drop_egress` is set: a webhook lost on the way.
 struct Relay {

@@ -44,6 +44,20 @@ pub fn egress_dir() -> PathBuf {
     dir
 }
 
+/// The egress worker itself (in [`egress_dir`]).
+pub fn egress_bin() -> PathBuf {
+    egress_dir().join("egress")
+}
+
+/// A shell line that runs the egress worker (`$0`, config `$1`) the way the tests that start it
+/// themselves do: egress writes every recording first under the fixed folder
+/// `/home/egress/tmp/<egress id>` (not configurable in v1.14.0), so the worker runs in a mount
+/// namespace of its own with a tmpfs over `/home`, which gives it that folder without touching
+/// the host's `/home` (nor the view of it the other tests in the network namespace have).
+/// `/home/egress` is also its `HOME` (Chromium writes its caches and crash folder there).
+pub const PRIVATE_EGRESS_TMP: &str = "mount -t tmpfs -o mode=0755 bedrud-egress-test /home \
+     && mkdir -p /home/egress/tmp && exec \"$0\" --config \"$1\"";
+
 /// The real livekit-server at `version`; fails with the install command when it is missing.
 pub fn livekit_bin(version: &str) -> PathBuf {
     let p = repo_root()
