@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::audio::{decode, dominant_frequency, streams, tool, RATE, TONE_HZ};
+use common::audio::{decode, dominant_frequency, streams, tone_misses, tool, RATE, TONE_HZ};
 use common::pulseaudio::PulseAudio;
 use common::*;
 use livekit_api::access_token::{AccessToken, VideoGrants};
@@ -504,15 +504,7 @@ fn assert_tone(file: &Path, reported_secs: f64, source: Source) {
         file.display(),
         record_for()
     );
-    // The first second may hold the silence before the participant's track was subscribed.
-    let misses: Vec<String> = samples
-        .chunks_exact(RATE)
-        .enumerate()
-        .skip(1)
-        .map(|(i, second)| (i, dominant_frequency(second)))
-        .filter(|(_, (hz, rms))| (hz - TONE_HZ).abs() > 5.0 || *rms <= 500.0)
-        .map(|(i, (hz, rms))| format!("second {i} is {hz} Hz at RMS {rms:.0}"))
-        .collect();
+    let misses = tone_misses(&samples);
     let allowed = if source == Source::Web { 1 } else { 0 };
     assert!(
         misses.len() <= allowed,

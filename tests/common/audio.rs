@@ -92,6 +92,19 @@ pub fn assert_tone(file: &Path, reported_secs: f64, recorded_for: Duration) {
     assert_tone_missing_at_most(file, reported_secs, recorded_for, 0);
 }
 
+/// Each whole second of `samples` but the first that is not the tone, described. The first
+/// may hold the silence before the participant's track was subscribed.
+pub fn tone_misses(samples: &[f64]) -> Vec<String> {
+    samples
+        .chunks_exact(RATE)
+        .enumerate()
+        .skip(1)
+        .map(|(i, second)| (i, dominant_frequency(second)))
+        .filter(|(_, (hz, rms))| (hz - TONE_HZ).abs() > 5.0 || *rms <= 500.0)
+        .map(|(i, (hz, rms))| format!("second {i} is {hz} Hz at RMS {rms:.0}"))
+        .collect()
+}
+
 /// [`assert_tone`], where up to `allowed` whole seconds may miss the tone: sound that passed
 /// through Chromium and PulseAudio (a room composite with video) may drop out for a moment on
 /// a loaded machine (docs/recording.md, "The test").
@@ -113,15 +126,7 @@ pub fn assert_tone_missing_at_most(
         "{}: only {secs:.2} s of audio for {recorded_for:?} of recording",
         file.display()
     );
-    // The first second may hold the silence before the participant's track was subscribed.
-    let misses: Vec<String> = samples
-        .chunks_exact(RATE)
-        .enumerate()
-        .skip(1)
-        .map(|(i, second)| (i, dominant_frequency(second)))
-        .filter(|(_, (hz, rms))| (hz - TONE_HZ).abs() > 5.0 || *rms <= 500.0)
-        .map(|(i, (hz, rms))| format!("second {i} is {hz} Hz at RMS {rms:.0}"))
-        .collect();
+    let misses = tone_misses(&samples);
     assert!(
         misses.len() <= allowed,
         "{}: not the {TONE_HZ} Hz tone: {}",
