@@ -1,6 +1,7 @@
 //! API benchmark: join requests per second with latency percentiles (wrk, many users over
 //! keep-alive connections), and signed webhook events stored per second.
 //! Run: `cargo bench --bench api` (needs `wrk`: apt-get install wrk). Loopback only.
+//! `BEDRUD_BENCH=webhooks` (or `joins`) runs only that row, e.g. while profiling.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -53,8 +54,12 @@ fn run(db: &str) {
     let mut b = sb.start(&[("BEDRUD_LOG", "warn")]);
     b.wait_ready();
     println!("\n## {db}\n");
-    let tokens = users(&b);
-    println!("{}", rss(&b, &format!("after {USERS} registrations")));
+    let only = std::env::var("BEDRUD_BENCH").unwrap_or_default();
+    // The webhook row alone needs only the room its events name.
+    let tokens = users(&b, if only == "webhooks" { 1 } else { USERS });
+    if only != "webhooks" {
+        println!("{}", rss(&b, &format!("after {USERS} registrations")));
+    }
     let (st, body) = call(
         "POST",
         &b.url("/api/room/create"),
@@ -62,7 +67,14 @@ fn run(db: &str) {
         Some(&json!({"name": "bench", "maxParticipants": 1000})),
     );
     assert_eq!(st, 201, "{body}");
+    if only == "webhooks" {
+        webhooks(&b);
+        return;
+    }
     joins(&b, &tokens);
+    if only == "joins" {
+        return;
+    }
     webhooks(&b);
     println!("{}", rss(&b, "after the whole run"));
 }
@@ -113,9 +125,9 @@ fn load() -> String {
     )
 }
 
-/// Registers USERS accounts and returns their access tokens.
-fn users(b: &Bedrud) -> Vec<String> {
-    (0..USERS)
+/// Registers `n` accounts and returns their access tokens.
+fn users(b: &Bedrud, n: usize) -> Vec<String> {
+    (0..n)
         .map(|i| {
             let body = json!({"email": format!("u{i}@bench.test"), "password": "bench password", "name": format!("User {i}")});
             let (st, r) = call("POST", &b.url("/api/auth/register"), None, Some(&body));

@@ -1,23 +1,32 @@
 //! A batch of webhook events applied in a handful of statements, whatever its size: the ids are
 //! recorded in one multi-row insert, and each run of `participant_joined`/`left` events is folded
 //! into its net effect per participant and written with one upsert and one delete. Statements,
-//! not rows, are what a batch costs (each is a round trip to SQLite's worker thread or to
-//! PostgreSQL), so a batch of 8 events takes 5 statements instead of 26.
+//! not rows, are what a batch costs (each is a round trip to PostgreSQL), so a batch of 8 events
+//! takes 5 statements instead of 26. It runs on any `Statements`: a sqlx transaction, or the
+//! SQLite writer's own connection.
 //!
 //! The result is the same as applying the events one by one, in order (the store tests compare
 //! both); the fold below is where that is argued.
+//!
+//! Asked to (`counting`: SQLite, whose mirror is exclusive), a batch also says how it changed
+//! each room's participant count, from the rows it found before writing: one lookup of the
+//! participants it touches, where a `COUNT(*)` afterwards would walk every row of each room.
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::Row;
-
-use super::presence::{apply_change, Tx};
+use super::presence::apply_change;
+use super::statements::{Kind, Param, Statements, Value};
 use super::{now_ms, Applied, Event, LiveParticipant, PresenceChange, Result};
 
 /// Records each id not seen before and applies the changes of those events, in order. Returns
 /// one outcome per event: an id repeated (before, or earlier in `events`) is a `Duplicate`.
-pub(super) async fn apply(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<Applied>> {
-    let fresh = record_ids(tx, events).await?;
+pub(super) async fn apply(
+    db: &mut impl Statements,
+    events: &[&Event],
+    counting: bool,
+) -> Result<(Vec<Applied>, CountChanges)> {
+    let fresh = record_ids(db, events).await?;
+    let mut changes = CountChanges::new();
     let mut outcomes: Vec<Applied> = fresh
         .iter()
         .map(|&f| match f {
@@ -32,14 +41,53 @@ pub(super) async fn apply(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<Appl
         match &e.change {
             PresenceChange::Joined { .. } | PresenceChange::Left { .. } => run.push((i, e)),
             other => {
-                apply_run(tx, &run, &mut outcomes).await?;
+                apply_run(db, &run, &mut outcomes, counting.then_some(&mut changes)).await?;
                 run.clear();
-                apply_change(tx, other).await?;
+                apply_change(db, other).await?;
+                if let PresenceChange::RoomFinished { room } = other {
+                    // Its participants are deleted, whatever the room.
+                    change(&mut changes, room, CountChange::To(0));
+                }
             }
         }
     }
-    apply_run(tx, &run, &mut outcomes).await?;
-    Ok(outcomes)
+    apply_run(db, &run, &mut outcomes, counting.then_some(&mut changes)).await?;
+    Ok((outcomes, changes))
+}
+
+/// How a batch changed a room's participant count: by so many, or to so many (a finished room
+/// is emptied whatever it held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CountChange {
+    By(i64),
+    To(i64),
+}
+
+/// Per room name.
+pub(super) type CountChanges = HashMap<String, CountChange>;
+
+impl CountChange {
+    /// This change followed by `next`.
+    fn then(self, next: CountChange) -> CountChange {
+        match (self, next) {
+            (_, CountChange::To(n)) => CountChange::To(n),
+            (CountChange::By(a), CountChange::By(b)) => CountChange::By(a + b),
+            (CountChange::To(a), CountChange::By(b)) => CountChange::To(a + b),
+        }
+    }
+
+    /// The count after this change of `before`.
+    pub fn applied_to(self, before: i64) -> i64 {
+        match self {
+            CountChange::By(d) => before + d,
+            CountChange::To(n) => n,
+        }
+    }
+}
+
+fn change(changes: &mut CountChanges, room: &str, next: CountChange) {
+    let c = changes.get(room).map_or(next, |c| c.then(next));
+    changes.insert(room.to_string(), c);
 }
 
 /// `($1, $2, $3), ($4, $5, $6), …`: `rows` tuples of `width` placeholders.
@@ -63,7 +111,7 @@ fn list(n: usize) -> String {
 
 /// Inserts the batch's distinct ids in one statement; an event is fresh when its id was
 /// inserted now and it is the id's first occurrence in the batch.
-async fn record_ids(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<bool>> {
+async fn record_ids(db: &mut impl Statements, events: &[&Event]) -> Result<Vec<bool>> {
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, e) in events.iter().enumerate() {
         first.entry(e.id.as_str()).or_insert(i);
@@ -76,16 +124,22 @@ async fn record_ids(tx: &mut Tx<'_>, events: &[&Event]) -> Result<Vec<bool>> {
         tuples(distinct.len(), 3)
     );
     let now = now_ms();
-    let mut q = sqlx::query(&sql);
-    for &i in &distinct {
-        q = q.bind(&events[i].id).bind(&events[i].name).bind(now);
-    }
-    let inserted: HashSet<String> = q
-        .fetch_all(&mut **tx)
-        .await?
+    let params: Vec<Param> = distinct
         .iter()
-        .map(|r| r.try_get("id"))
-        .collect::<std::result::Result<_, _>>()?;
+        .flat_map(|&i| {
+            [
+                Param::Text(&events[i].id),
+                Param::Text(&events[i].name),
+                Param::Int(now),
+            ]
+        })
+        .collect();
+    let inserted: HashSet<String> = db
+        .rows(&sql, &params, &[Kind::Text])
+        .await?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next()?.into_text())
+        .collect();
     Ok(events
         .iter()
         .enumerate()
@@ -128,9 +182,10 @@ fn fold<'a>(net: Option<Net<'a>>, change: &'a PresenceChange) -> Option<Net<'a>>
 /// Applies a run of joins and leaves: one query for the rooms involved and the bans of those
 /// who joined, one upsert and one delete; marks the joins of banned people `AppliedBanned`.
 async fn apply_run(
-    tx: &mut Tx<'_>,
+    db: &mut impl Statements,
     run: &[(usize, &Event)],
     outcomes: &mut [Applied],
+    changes: Option<&mut CountChanges>,
 ) -> Result<()> {
     if run.is_empty() {
         return Ok(());
@@ -140,7 +195,7 @@ async fn apply_run(
         PresenceChange::Joined { participant, .. } => Some(participant.identity.as_str()),
         _ => None,
     }));
-    let (known, banned) = rooms_and_bans(tx, &rooms, &joined).await?;
+    let (known, banned) = rooms_and_bans(db, &rooms, &joined).await?;
 
     // Only rooms bedrud created are tracked: a join to another room changes nothing.
     let mut net: HashMap<(&str, &str), Net> = HashMap::new();
@@ -163,8 +218,59 @@ async fn apply_run(
             net.insert((room, identity), n);
         }
     }
-    upsert(tx, &net).await?;
-    delete(tx, &net).await
+    if let Some(changes) = changes {
+        let stored = stored_sessions(db, &net).await?;
+        for (&(room, identity), n) in &net {
+            let had = stored
+                .get(&(room.to_string(), identity.to_string()))
+                .map(String::as_str);
+            let by = match n {
+                Net::Present(_) if had.is_none() => 1,
+                Net::Gone if had.is_some() => -1,
+                Net::Left(sids) if had.is_some_and(|s| sids.contains(&s)) => -1,
+                _ => 0,
+            };
+            if by != 0 {
+                change(changes, room, CountChange::By(by));
+            }
+        }
+    }
+    upsert(db, &net).await?;
+    delete(db, &net).await
+}
+
+/// The session stored now for each participant in `net`, if any.
+async fn stored_sessions(
+    db: &mut impl Statements,
+    net: &HashMap<(&str, &str), Net<'_>>,
+) -> Result<HashMap<(String, String), String>> {
+    if net.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let keys: Vec<(&str, &str)> = net.keys().copied().collect();
+    let clauses: Vec<String> = (0..keys.len())
+        .map(|i| format!("(room_name = ${} AND identity = ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let sql = format!(
+        "SELECT room_name, identity, sid FROM participants WHERE {}",
+        clauses.join(" OR ")
+    );
+    let params: Vec<Param> = keys
+        .iter()
+        .flat_map(|(room, identity)| [Param::Text(room), Param::Text(identity)])
+        .collect();
+    let rows = db
+        .rows(&sql, &params, &[Kind::Text, Kind::Text, Kind::Text])
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match <[Value; 3]>::try_from(row).ok()? {
+            [Value::Text(room), Value::Text(identity), Value::Text(sid)] => {
+                Some(((room, identity), sid))
+            }
+            _ => None,
+        })
+        .collect())
 }
 
 fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
@@ -174,7 +280,7 @@ fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 
 /// Which of `rooms` bedrud knows, and which of `identities` are banned from which of them.
 async fn rooms_and_bans<'a>(
-    tx: &mut Tx<'_>,
+    db: &mut impl Statements,
     rooms: &[&'a str],
     identities: &[&'a str],
 ) -> Result<(HashSet<String>, HashSet<(&'a str, &'a str)>)> {
@@ -194,15 +300,17 @@ async fn rooms_and_bans<'a>(
          LEFT JOIN room_bans b ON b.room_id = r.id AND {bans} WHERE r.name IN ({})",
         list(rooms.len())
     );
-    let mut q = sqlx::query(&sql);
-    for r in rooms.iter().chain(identities) {
-        q = q.bind(*r);
-    }
+    let params: Vec<Param> = rooms
+        .iter()
+        .chain(identities)
+        .map(|r| Param::Text(r))
+        .collect();
     let mut known = HashSet::new();
     let mut banned = HashSet::new();
-    for row in q.fetch_all(&mut **tx).await? {
-        let name: String = row.try_get("name")?;
-        if let Some(identity) = row.try_get::<Option<String>, _>("identity")? {
+    for row in db.rows(&sql, &params, &[Kind::Text, Kind::Text]).await? {
+        let mut cells = row.into_iter();
+        let name = cells.next().and_then(|c| c.into_text()).unwrap_or_default();
+        if let Some(identity) = cells.next().and_then(|c| c.into_text()) {
             // Keep the caller's borrowed strings, so the set needs no owned pairs.
             let room = rooms.iter().find(|r| **r == name);
             let who = identities.iter().find(|i| **i == identity);
@@ -215,7 +323,7 @@ async fn rooms_and_bans<'a>(
     Ok((known, banned))
 }
 
-async fn upsert(tx: &mut Tx<'_>, net: &HashMap<(&str, &str), Net<'_>>) -> Result<()> {
+async fn upsert(db: &mut impl Statements, net: &HashMap<(&str, &str), Net<'_>>) -> Result<()> {
     let present: Vec<(&str, &LiveParticipant)> = net
         .iter()
         .filter_map(|((room, _), n)| match n {
@@ -232,20 +340,23 @@ async fn upsert(tx: &mut Tx<'_>, net: &HashMap<(&str, &str), Net<'_>>) -> Result
          name = excluded.name, joined_at = excluded.joined_at",
         tuples(present.len(), 5)
     );
-    let mut q = sqlx::query(&sql);
-    for (room, p) in present {
-        q = q
-            .bind(room)
-            .bind(&p.identity)
-            .bind(&p.sid)
-            .bind(&p.name)
-            .bind(p.joined_at);
-    }
-    q.execute(&mut **tx).await?;
+    let params: Vec<Param> = present
+        .iter()
+        .flat_map(|(room, p)| {
+            [
+                Param::Text(room),
+                Param::Text(&p.identity),
+                Param::Text(&p.sid),
+                Param::Text(&p.name),
+                Param::Int(p.joined_at),
+            ]
+        })
+        .collect();
+    db.execute(&sql, &params).await?;
     Ok(())
 }
 
-async fn delete(tx: &mut Tx<'_>, net: &HashMap<(&str, &str), Net<'_>>) -> Result<()> {
+async fn delete(db: &mut impl Statements, net: &HashMap<(&str, &str), Net<'_>>) -> Result<()> {
     // (room, identity, the session's sid or None for any session)
     let gone: Vec<(&str, &str, Option<&str>)> = net
         .iter()
@@ -274,14 +385,12 @@ async fn delete(tx: &mut Tx<'_>, net: &HashMap<(&str, &str), Net<'_>>) -> Result
         })
         .collect();
     let sql = format!("DELETE FROM participants WHERE {}", clauses.join(" OR "));
-    let mut q = sqlx::query(&sql);
+    let mut params = Vec::new();
     for (room, identity, sid) in &gone {
-        q = q.bind(*room).bind(*identity);
-        if let Some(sid) = sid {
-            q = q.bind(*sid);
-        }
+        params.extend([Param::Text(room), Param::Text(identity)]);
+        params.extend(sid.map(Param::Text));
     }
-    q.execute(&mut **tx).await?;
+    db.execute(&sql, &params).await?;
     Ok(())
 }
 
@@ -340,6 +449,15 @@ mod tests {
             joined("r", "a", "S2"),
         ];
         assert!(matches!(fold_all(&c), Some(Net::Present(p)) if p.sid == "S2"));
+    }
+
+    #[test]
+    fn count_changes_compose_in_order() {
+        use CountChange::{By, To};
+        assert_eq!(By(2).then(By(-1)), By(1));
+        assert_eq!(By(2).then(To(0)).then(By(1)), To(1));
+        assert_eq!(To(3).then(By(-1)).applied_to(10), 2);
+        assert_eq!(By(-1).applied_to(4), 3);
     }
 
     #[test]

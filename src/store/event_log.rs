@@ -51,6 +51,7 @@ async fn write(store: Store, mut pending: mpsc::Receiver<(Event, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let events: Vec<&Event> = batch.iter().map(|(e, _)| e).collect();
+        tracing::debug!(events = events.len(), "applying a batch of webhook events");
         match store.apply_events(&events).await {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {

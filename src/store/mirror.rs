@@ -154,6 +154,21 @@ impl Mirror {
         }
     }
 
+    /// Participant counts as a committed batch of events changed them (call with `writes` held,
+    /// the batch's own since before it began).
+    pub fn change_counts(&self, changes: super::event_batch::CountChanges) {
+        let mut all = lock(&self.counts);
+        for (room, change) in changes {
+            let n = change.applied_to(all.get(&room).copied().unwrap_or(0));
+            debug_assert!(n >= 0, "room {room} would count {n}");
+            if n <= 0 {
+                all.remove(&room);
+            } else {
+                all.insert(room, n);
+            }
+        }
+    }
+
     /// A ban as committed (call with `writes` held).
     pub fn set_ban(&self, room_id: &str, identity: &str, banned: bool) {
         let mut bans = self.bans.write().unwrap_or_else(|e| e.into_inner());

@@ -7,6 +7,8 @@ mod mirror;
 mod presence;
 mod recordings;
 mod rooms;
+mod sqlite_writer;
+mod statements;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,9 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// From the SQLite event writer's own connection (`sqlite_writer`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The event log's writer is gone (bedrud is shutting down).
     #[error("the webhook event writer has stopped")]
     WriterStopped,
@@ -50,6 +55,8 @@ pub struct Store {
     /// Admission from memory (see `mirror`): exclusive on SQLite, shared on PostgreSQL; `None`
     /// when opened read-only (`bedrud doctor`).
     mirror: Option<std::sync::Arc<mirror::Mirror>>,
+    /// SQLite, opened for writing: the connection webhook events are applied on.
+    sqlite_writer: Option<sqlite_writer::SqliteWriter>,
 }
 
 /// `<dataDir>/bedrud.db`, the default database file.
@@ -75,6 +82,14 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store> {
         let mut store = Store::open(url, false).await?;
         store.migrate().await?;
+        if store.kind == Kind::Sqlite {
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+            let path = options.get_filename();
+            // An in-memory database is private to each connection: nothing to share.
+            if path != Path::new(":memory:") {
+                store.sqlite_writer = Some(sqlite_writer::SqliteWriter::open(path)?);
+            }
+        }
         // Subscribed before the load, so that no change falls between the two.
         let listener = match store.kind {
             Kind::Sqlite => None,
@@ -133,6 +148,7 @@ impl Store {
             pool,
             kind,
             mirror: None,
+            sqlite_writer: None,
         })
     }
 
@@ -199,6 +215,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(w) = &self.sqlite_writer {
+            w.close();
+        }
         self.pool.close().await;
     }
 }

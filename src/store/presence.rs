@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
+use super::statements::{now, Kind, Param, Statements, Value};
 use super::{now_ms, Result, Store};
 
 /// A participant connected to a LiveKit room.
@@ -103,51 +104,55 @@ impl Store {
     /// all in one transaction, so either every outcome returned is committed or none is.
     pub async fn apply_events(&self, events: &[&Event]) -> Result<Vec<Applied>> {
         let _writing = self.mirror_write().await;
-        let mut tx = self.pool.begin().await?;
-        let outcomes = super::event_batch::apply(&mut tx, events).await?;
-        let rooms: HashSet<&str> = events.iter().filter_map(|e| e.change.room()).collect();
-        self.commit_counts(tx, rooms).await?;
+        let rooms: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e.change.room())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        // An exclusive mirror (SQLite) takes each room's count as the batch changed it; a
+        // shared one re-reads the rooms after the commit.
+        let counting = self.kind == super::Kind::Sqlite && self.mirror.is_some();
+        let (outcomes, changes) = match &self.sqlite_writer {
+            // The whole batch in one hand-off to a blocking thread (see `sqlite_writer`).
+            Some(writer) => {
+                let events: Vec<Event> = events.iter().map(|e| (*e).clone()).collect();
+                writer
+                    .transaction(move |db| {
+                        let events: Vec<&Event> = events.iter().collect();
+                        now(super::event_batch::apply(db, &events, counting))
+                    })
+                    .await?
+            }
+            None => {
+                let mut tx = self.pool.begin().await?;
+                let applied = super::event_batch::apply(&mut tx, events, counting).await?;
+                tx.commit().await?;
+                applied
+            }
+        };
+        match &self.mirror {
+            Some(m) if counting => m.change_counts(changes),
+            _ => self.mirror_reread(&rooms, &[]).await,
+        }
         Ok(outcomes)
     }
 
     /// Commits `tx`, which changed who is in `rooms`; with a mirror, reads their counts in the
     /// transaction and shows them once committed (the caller holds `mirror_write`).
-    async fn commit_counts<'r>(
-        &self,
-        mut tx: Tx<'_>,
-        rooms: impl IntoIterator<Item = &'r str>,
-    ) -> Result<()> {
-        let mirror = match (&self.mirror, self.kind) {
-            (Some(m), super::Kind::Sqlite) => m,
-            _ => {
-                let rooms: Vec<&str> = rooms.into_iter().collect();
+    async fn commit_counts(&self, mut tx: Tx<'_>, rooms: &[String]) -> Result<()> {
+        match (&self.mirror, self.kind) {
+            (Some(m), super::Kind::Sqlite) => {
+                let counts = counts(&mut tx, rooms).await?;
                 tx.commit().await?;
+                m.set_counts(counts);
+            }
+            _ => {
+                tx.commit().await?;
+                let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
                 self.mirror_reread(&rooms, &[]).await;
-                return Ok(());
-            }
-        };
-        // One statement for all rooms; a room with nobody left has no row and counts 0.
-        let mut counts: HashMap<String, i64> = rooms.into_iter().map(|r| (r.into(), 0)).collect();
-        if !counts.is_empty() {
-            let sql = format!(
-                "SELECT room_name, COUNT(*) AS n FROM participants WHERE room_name IN ({}) \
-                 GROUP BY room_name",
-                (1..=counts.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for room in counts.keys() {
-                q = q.bind(room.as_str());
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                counts.insert(row.try_get("room_name")?, row.try_get("n")?);
             }
         }
-        tx.commit().await?;
-        let counts = counts.into_iter().collect();
-        mirror.set_counts(counts);
         Ok(())
     }
 
@@ -228,7 +233,7 @@ impl Store {
         let _writing = self.mirror_write().await;
         let mut tx = self.pool.begin().await?;
         let n = clear(&mut tx, room).await?;
-        self.commit_counts(tx, [room]).await?;
+        self.commit_counts(tx, &[room.to_string()]).await?;
         Ok(n)
     }
 
@@ -268,7 +273,7 @@ impl Store {
                 corrections += insert(&mut tx, room, p).await?;
             }
         }
-        self.commit_counts(tx, [room]).await?;
+        self.commit_counts(tx, &[room.to_string()]).await?;
         Ok(corrections)
     }
 
@@ -283,46 +288,68 @@ impl Store {
 
 pub(super) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
+/// How many are in each of `rooms`, in one statement; a room with nobody left has no row and
+/// counts 0.
+async fn counts(db: &mut impl Statements, rooms: &[String]) -> Result<Vec<(String, i64)>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut counts: HashMap<String, i64> = rooms.iter().map(|r| (r.clone(), 0)).collect();
+    let sql = format!(
+        "SELECT room_name, COUNT(*) AS n FROM participants WHERE room_name IN ({}) \
+         GROUP BY room_name",
+        (1..=rooms.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let params: Vec<Param> = rooms.iter().map(|r| Param::Text(r)).collect();
+    for row in db.rows(&sql, &params, &[Kind::Text, Kind::Int]).await? {
+        if let [Value::Text(room), Value::Int(n)] = row.as_slice() {
+            counts.insert(room.clone(), *n);
+        }
+    }
+    Ok(counts.into_iter().collect())
+}
+
 /// Applies one change that is not a participant's join or leave (those are folded per batch in
 /// `event_batch`).
-pub(super) async fn apply_change(tx: &mut Tx<'_>, change: &PresenceChange) -> Result<()> {
+pub(super) async fn apply_change(db: &mut impl Statements, change: &PresenceChange) -> Result<()> {
     match change {
         PresenceChange::RoomStarted { room, sid } => {
             // Only rooms bedrud created are tracked; others are none of its business.
-            sqlx::query(
+            db.execute(
                 "INSERT INTO livekit_rooms (name, sid, started_at) SELECT $1, $2, $3 \
                  WHERE EXISTS (SELECT 1 FROM rooms WHERE name = $1) \
                  ON CONFLICT (name) DO UPDATE SET sid = excluded.sid, started_at = excluded.started_at",
+                &[Param::Text(room), Param::Text(sid), Param::Int(now_ms())],
             )
-            .bind(room)
-            .bind(sid)
-            .bind(now_ms())
-            .execute(&mut **tx)
             .await?;
         }
         PresenceChange::RoomFinished { room } => {
-            clear(tx, room).await?;
+            clear(db, room).await?;
         }
         PresenceChange::Joined { room, participant } => {
-            insert(tx, room, participant).await?;
+            insert(db, room, participant).await?;
         }
         PresenceChange::Left {
             room,
             identity,
             sid,
         } => {
-            remove(tx, room, identity, sid).await?;
+            remove(db, room, identity, sid).await?;
         }
         PresenceChange::Egress(e) => {
-            sqlx::query(
+            db.execute(
                 "INSERT INTO egress (egress_id, room_name, status, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (egress_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+                &[
+                    Param::Text(&e.egress_id),
+                    Param::Text(&e.room_name),
+                    Param::Text(&e.status),
+                    Param::Int(now_ms()),
+                ],
             )
-            .bind(&e.egress_id)
-            .bind(&e.room_name)
-            .bind(&e.status)
-            .bind(now_ms())
-            .execute(&mut **tx)
             .await?;
         }
         PresenceChange::Nothing => {}
@@ -330,45 +357,42 @@ pub(super) async fn apply_change(tx: &mut Tx<'_>, change: &PresenceChange) -> Re
     Ok(())
 }
 
-async fn insert(tx: &mut Tx<'_>, room: &str, p: &LiveParticipant) -> Result<u64> {
-    let n = sqlx::query(
+async fn insert(db: &mut impl Statements, room: &str, p: &LiveParticipant) -> Result<u64> {
+    db.execute(
         "INSERT INTO participants (room_name, identity, sid, name, joined_at) SELECT $1, $2, $3, $4, $5 \
          WHERE EXISTS (SELECT 1 FROM rooms WHERE name = $1) \
          ON CONFLICT (room_name, identity) DO UPDATE SET sid = excluded.sid, name = excluded.name, joined_at = excluded.joined_at",
+        &[
+            Param::Text(room),
+            Param::Text(&p.identity),
+            Param::Text(&p.sid),
+            Param::Text(&p.name),
+            Param::Int(p.joined_at),
+        ],
     )
-    .bind(room)
-    .bind(&p.identity)
-    .bind(&p.sid)
-    .bind(&p.name)
-    .bind(p.joined_at)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(n)
+    .await
 }
 
-async fn remove(tx: &mut Tx<'_>, room: &str, identity: &str, sid: &str) -> Result<u64> {
-    let n =
-        sqlx::query("DELETE FROM participants WHERE room_name = $1 AND identity = $2 AND sid = $3")
-            .bind(room)
-            .bind(identity)
-            .bind(sid)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-    Ok(n)
+async fn remove(db: &mut impl Statements, room: &str, identity: &str, sid: &str) -> Result<u64> {
+    db.execute(
+        "DELETE FROM participants WHERE room_name = $1 AND identity = $2 AND sid = $3",
+        &[Param::Text(room), Param::Text(identity), Param::Text(sid)],
+    )
+    .await
 }
 
-async fn clear(tx: &mut Tx<'_>, room: &str) -> Result<u64> {
-    let a = sqlx::query("DELETE FROM participants WHERE room_name = $1")
-        .bind(room)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    let b = sqlx::query("DELETE FROM livekit_rooms WHERE name = $1")
-        .bind(room)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+async fn clear(db: &mut impl Statements, room: &str) -> Result<u64> {
+    let a = db
+        .execute(
+            "DELETE FROM participants WHERE room_name = $1",
+            &[Param::Text(room)],
+        )
+        .await?;
+    let b = db
+        .execute(
+            "DELETE FROM livekit_rooms WHERE name = $1",
+            &[Param::Text(room)],
+        )
+        .await?;
     Ok(a + b)
 }

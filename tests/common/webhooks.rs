@@ -65,12 +65,16 @@ pub fn post_all(
         let Some(e) = events.get(i) else {
             return ok;
         };
-        let head = format!(
+        // Head and body in one write, as an HTTP client with a buffered writer sends a small
+        // request (LiveKit's Go client does): one segment, one wake-up of the server.
+        let mut request = format!(
             "POST /api/livekit/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\nContent-Type: application/webhook+json\r\nContent-Length: {}\r\n\r\n",
             e.jwt,
             e.body.len()
-        );
-        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&e.body).is_err() {
+        )
+        .into_bytes();
+        request.extend_from_slice(&e.body);
+        if writer.write_all(&request).is_err() {
             return ok;
         }
         let Some((status, len)) = read_head(&mut reader) else {
