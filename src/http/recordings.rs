@@ -1,8 +1,7 @@
 //! Recording endpoints: start and stop a room's recording, list a room's recordings, read one,
 //! download its file (streamed from the folder or from S3, `Range` requests answered 206) and
-//! delete it. Only the room's
-//! moderators (owner, listed moderators) and admins may call any of them: recordings hold what
-//! everyone in the meeting said.
+//! delete it. Only the room's moderators (owner, listed moderators) and admins may call any of
+//! them: recordings hold what everyone in the meeting said.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};

@@ -195,7 +195,6 @@ impl Bucket {
             // recording for bedrud to track and delete, holding nothing bedrud uses.
             disable_manifest: true,
             output: Some(proto::encoded_file_output::Output::S3(upload)),
-            ..Default::default()
         }
     }
 
