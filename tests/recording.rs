@@ -783,6 +783,16 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
     let (st, _) = b.call("GET", &format!("/api/recordings/{id}"), Some(&alice), None);
     assert_eq!(st, 404);
 
+    // The key pair went to egress inside the requests: neither bedrud nor egress logs it.
+    assert!(
+        !b.logs().contains(s3::SECRET_KEY),
+        "the S3 secret is in bedrud's log"
+    );
+    assert!(
+        !stack.log().contains(s3::SECRET_KEY),
+        "the S3 secret is in egress' log"
+    );
+
     // The bucket gone while recording: egress cannot upload, and the recording ends failed
     // with the reason (what egress says about it).
     let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
