@@ -714,16 +714,24 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
     let audio = json!({"audioOnly": true});
 
     // Egress uploads the recording under recording.s3.prefix (default "recordings/").
+    let asked = Instant::now();
     let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
     assert_eq!(st, 201, "{rec}\n{}", stack.log());
     let id = rec["id"].as_str().unwrap().to_string();
     stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
+    let to_active = asked.elapsed();
     std::thread::sleep(RECORD_FOR);
+    let stopping = Instant::now();
     let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
     assert_eq!(st, 200, "{r}");
     let done = stack.wait_recording(&alice, &id, "finished", |r| {
         r["status"] == "complete" || r["status"] == "failed"
     });
+    eprintln!(
+        "figures (S3): start request → active {:.2} s, stop request → uploaded and checked {:.2} s",
+        to_active.as_secs_f64(),
+        stopping.elapsed().as_secs_f64()
+    );
     assert_eq!(
         done["status"],
         "complete",
