@@ -880,5 +880,18 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
         "{finding}"
     );
     assert!(!finding.to_string().contains(wrong), "{finding}");
+
+    // S3 unreachable (versitygw stopped): 503 naming the endpoint to check.
+    drop(s3);
+    let (st, r) = b.call(
+        "POST",
+        &start_path,
+        Some(&alice),
+        Some(json!({"audioOnly": true})),
+    );
+    assert_eq!(st, 503, "{r}");
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains("recording.s3.endpoint"), "{msg}");
+    eprintln!("S3 down: {msg}");
     drop(participant);
 }
