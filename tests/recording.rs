@@ -791,6 +791,37 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
     let (st, _) = b.call("GET", &format!("/api/recordings/{id}"), Some(&alice), None);
     assert_eq!(st, 404);
 
+    // Retention (recording.retainDays: 1) deletes an S3 recording's object too.
+    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 201, "{rec}");
+    let old = rec["id"].as_str().unwrap().to_string();
+    stack.wait_recording(&alice, &old, "active", |r| r["status"] == "active");
+    std::thread::sleep(Duration::from_secs(2));
+    let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    stack.wait_recording(&alice, &old, "complete", |r| r["status"] == "complete");
+    let old_object = s3.object(bucket, &format!("recordings/{old}.mp4"));
+    assert!(old_object.is_file(), "{}", old_object.display());
+    age_recording(&stack.sandbox.path().join("data/bedrud.db"), &old);
+    let start = Instant::now();
+    while b
+        .call("GET", &format!("/api/recordings/{old}"), Some(&alice), None)
+        .0
+        != 404
+    {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "retention kept {old}:\n{}",
+            b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !old_object.exists(),
+        "retention left {}",
+        old_object.display()
+    );
+
     // The key pair went to egress inside the requests: neither bedrud nor egress logs it.
     assert!(
         !b.logs().contains(s3::SECRET_KEY),
