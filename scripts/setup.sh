@@ -10,6 +10,7 @@
 #   the LiveKit Egress worker (recording), built from the vendored source with GStreamer, and the
 #   GStreamer plugins and ffmpeg it and its tests use (scripts/install-egress.sh)
 #   Pebble, Let's Encrypt's test CA, for the ACME tests (scripts/install-pebble.sh)
+#   versitygw, an S3-compatible server, for the S3 recording test (scripts/install-versitygw.sh)
 #   a throwaway PostgreSQL on 127.0.0.1:55432 for the store tests (scripts/postgres.sh)
 #   the Python livekit SDK in .tools/venv for real test participants (scripts/install-python.sh)
 #   a clean Debian root in .tools/debian-root for the package tests, and the .debs that
@@ -51,6 +52,7 @@ scripts/build-web.sh
 scripts/install-livekit.sh
 scripts/install-egress.sh
 scripts/install-pebble.sh
+scripts/install-versitygw.sh
 scripts/postgres.sh start >/dev/null
 scripts/install-python.sh
 scripts/debian-root.sh

@@ -81,6 +81,9 @@ pub async fn run(config: &Config, env_livekit_config: bool) -> Vec<Finding> {
                 out.extend(static_config(path).await);
             }
             out.extend(crate::egress::doctor::checks(config).await);
+            if let (true, Some(s3)) = (config.recording.enabled, &config.recording.s3) {
+                out.push(s3_storage(s3).await);
+            }
         }
         Mode::External => {
             out.push(internal_host(config).await);
@@ -621,7 +624,7 @@ async fn external_recording(config: &Config) -> Vec<Finding> {
     ];
     let storage = "recording: storage";
     out.push(match &config.recording.s3 {
-        Some(_) => ok(storage, "S3 storage (recording.s3)"),
+        Some(s3) => s3_storage(s3).await,
         None => bad(
             storage,
             Level::Warn,
@@ -632,6 +635,24 @@ async fn external_recording(config: &Config) -> Vec<Finding> {
         ),
     });
     out
+}
+
+/// `recording.s3`: the bucket answers a listing with the configured credentials (what a start
+/// tries too, before it records anything).
+async fn s3_storage(s3: &crate::config::S3) -> Finding {
+    let check = "recording: S3 storage";
+    let probed = match crate::recording::storage::Bucket::new(s3) {
+        Ok(bucket) => bucket.probe().await,
+        Err(e) => Err(e),
+    };
+    let at = s3.endpoint.as_deref().unwrap_or("AWS S3");
+    match probed {
+        Ok(()) => ok(check, format!("bucket {} at {at} answers", s3.bucket)),
+        Err(crate::recording::StorageError::Unavailable { cause, fix }) => {
+            bad(check, Level::Fail, cause, fix)
+        }
+        Err(e) => bad(check, Level::Fail, e.to_string(), "Check recording.s3"),
+    }
 }
 
 /// "Database shows stale active participants after disconnect": webhook not configured.

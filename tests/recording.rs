@@ -5,7 +5,8 @@
 //! for is one it can write (a worker on another host would need S3). LiveKit's webhooks reach
 //! bedrud through a relay the test controls, so that a lost `egress_ended` can be staged.
 //! Runs in a private network namespace (scripts/netns-run.sh): egress' WebRTC stack, like the
-//! participant's, gathers no candidates on loopback.
+//! participant's, gathers no candidates on loopback. The S3 test does the same with
+//! `recording.s3` pointed at a versitygw (tests/common/s3.rs): egress uploads, bedrud streams.
 
 mod common;
 
@@ -107,6 +108,11 @@ struct Stack {
 
 impl Stack {
     fn start() -> Stack {
+        Stack::start_with("")
+    }
+
+    /// The stack with `recording` holding these extra lines (indented under `recording:`).
+    fn start_with(recording: &str) -> Stack {
         let sandbox = Sandbox::new();
         let dir = sandbox.path().to_path_buf();
         let password = "test-redis-password-0123456789";
@@ -137,7 +143,7 @@ impl Stack {
              livekit:\n  embedded: false\n  host: ws://127.0.0.1:{lk}\n  internalHost: http://127.0.0.1:{lk}\n\
              \x20 apiKey: APItest\n  apiSecret: {SECRET}\n\
              rooms:\n  reconcileInterval: 2s\n\
-             recording:\n  enabled: true\n  retainDays: 1\n",
+             recording:\n  enabled: true\n  retainDays: 1\n{recording}",
             api = ports.api,
             data = dir.join("data").display(),
             lk = ports.livekit,
@@ -654,5 +660,269 @@ fn a_dead_worker_fails_the_recording_and_redis_down_is_a_503_with_the_cause() {
         2,
         "a refused start leaves no recording behind: {list}"
     );
+    drop(participant);
+}
+
+/// `bedrud doctor --json` on the stack's config: the level and the finding of `check`.
+fn doctor_finding(stack: &Stack, check: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_bedrud"))
+        .args(["doctor", "--json", "--config"])
+        .arg(stack.sandbox.config_path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TMPDIR", stack.sandbox.tmp())
+        .output()
+        .unwrap();
+    let findings: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    findings
+        .into_iter()
+        .find(|f| f["check"] == check)
+        .unwrap_or_else(|| panic!("doctor has no {check}"))
+}
+
+#[test]
+fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
+    require_private_network("recording");
+    let s3_dir = tempfile::tempdir().unwrap();
+    let s3 = s3::Versity::start(s3_dir.path());
+    let bucket = "meetings";
+    s3.create_bucket(bucket);
+    let mut stack = Stack::start_with(&s3.config(bucket, s3::SECRET_KEY));
+    let finding = doctor_finding(&stack, "recording: S3 storage");
+    assert_eq!(finding["level"], "OK", "{finding}");
+
+    let b = &stack.bedrud;
+    let (alice, _, _) = b.register("alice@bedrud.test");
+    let room = "tone";
+    let (st, r) = b.call(
+        "POST",
+        "/api/room/create",
+        Some(&alice),
+        Some(json!({"name": room})),
+    );
+    assert_eq!(st, 201, "{r}");
+    let ws = format!("ws://127.0.0.1:{}", stack.sandbox.ports.livekit);
+    let participant = Participant::join(&ws, &participant_token(room), &[]);
+    participant.wait_event("published", |e| e["source"] == "microphone");
+    let start_path = format!("/api/room/{room}/recording/start");
+    let stop_path = format!("/api/room/{room}/recording/stop");
+    let audio = json!({"audioOnly": true});
+
+    // Egress uploads the recording under recording.s3.prefix (default "recordings/").
+    let asked = Instant::now();
+    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 201, "{rec}\n{}", stack.log());
+    let id = rec["id"].as_str().unwrap().to_string();
+    stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
+    let to_active = asked.elapsed();
+    std::thread::sleep(RECORD_FOR);
+    let stopping = Instant::now();
+    let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    let done = stack.wait_recording(&alice, &id, "finished", |r| {
+        r["status"] == "complete" || r["status"] == "failed"
+    });
+    eprintln!(
+        "figures (S3): start request → active {:.2} s, stop request → uploaded and checked {:.2} s",
+        to_active.as_secs_f64(),
+        stopping.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        done["status"],
+        "complete",
+        "{done}\negress:\n{}\nbedrud:\n{}",
+        stack.log(),
+        b.logs()
+    );
+    let object = s3.object(bucket, &format!("recordings/{id}.mp4"));
+    let stored = std::fs::read(&object)
+        .unwrap_or_else(|e| panic!("{}: {e}\negress:\n{}", object.display(), stack.log()));
+    assert_eq!(stored.len() as i64, done["size"].as_i64().unwrap());
+    assert!(
+        !stack.recordings_dir().join(format!("{id}.mp4")).exists(),
+        "nothing is kept locally"
+    );
+
+    // Downloaded through bedrud: the whole object, and a range of it.
+    let url = b.url(&format!("/api/recordings/{id}/download"));
+    let (st, headers, whole) = get_bytes(&url, &alice, None);
+    assert_eq!(st, 200);
+    assert_eq!(whole, stored);
+    assert_eq!(headers["content-type"], "audio/mp4");
+    let file = stack.sandbox.path().join("downloaded.mp4");
+    std::fs::write(&file, &whole).unwrap();
+    assert_eq!(streams(&file), ["audio:opus"]);
+    assert_tone(&file, secs(&done["durationMs"]), RECORD_FOR);
+    let (st, headers, part) = get_bytes(&url, &alice, Some("bytes=0-99"));
+    assert_eq!(st, 206);
+    assert_eq!(part, whole[..100]);
+    assert_eq!(
+        headers["content-range"].to_str().unwrap(),
+        format!("bytes 0-99/{}", whole.len())
+    );
+    let (st, headers, _) = get_bytes(&url, &alice, Some(&format!("bytes={}-", whole.len())));
+    assert_eq!(st, 416);
+    assert_eq!(
+        headers["content-range"].to_str().unwrap(),
+        format!("bytes */{}", whole.len())
+    );
+    let (bob, _, _) = b.register("bob@bedrud.test");
+    let (st, _, _) = get_bytes(&url, &bob, None);
+    assert_eq!(st, 403);
+
+    // DELETE removes the object and the row.
+    let (st, r) = b.call(
+        "DELETE",
+        &format!("/api/recordings/{id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
+    assert!(!object.exists(), "{} is still there", object.display());
+    let left: Vec<_> = std::fs::read_dir(object.parent().unwrap())
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the bucket: {left:?}");
+    let (st, _) = b.call("GET", &format!("/api/recordings/{id}"), Some(&alice), None);
+    assert_eq!(st, 404);
+
+    // Retention (recording.retainDays: 1) deletes an S3 recording's object too.
+    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 201, "{rec}");
+    let old = rec["id"].as_str().unwrap().to_string();
+    stack.wait_recording(&alice, &old, "active", |r| r["status"] == "active");
+    std::thread::sleep(Duration::from_secs(2));
+    let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    stack.wait_recording(&alice, &old, "complete", |r| r["status"] == "complete");
+    let old_object = s3.object(bucket, &format!("recordings/{old}.mp4"));
+    assert!(old_object.is_file(), "{}", old_object.display());
+    age_recording(&stack.sandbox.path().join("data/bedrud.db"), &old);
+    let start = Instant::now();
+    while b
+        .call("GET", &format!("/api/recordings/{old}"), Some(&alice), None)
+        .0
+        != 404
+    {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "retention kept {old}:\n{}",
+            b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !old_object.exists(),
+        "retention left {}",
+        old_object.display()
+    );
+
+    // The key pair went to egress inside the requests: neither bedrud nor egress logs it.
+    assert!(
+        !b.logs().contains(s3::SECRET_KEY),
+        "the S3 secret is in bedrud's log"
+    );
+    assert!(
+        !stack.log().contains(s3::SECRET_KEY),
+        "the S3 secret is in egress' log"
+    );
+
+    // The bucket gone while recording: egress cannot upload, and the recording ends failed
+    // with the reason (what egress says about it).
+    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 201, "{rec}");
+    let id = rec["id"].as_str().unwrap().to_string();
+    stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
+    std::fs::remove_dir_all(s3.root.join(bucket)).unwrap();
+    let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    let failed = stack.wait_recording(&alice, &id, "finished", |r| {
+        r["status"] == "complete" || r["status"] == "failed"
+    });
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let why = failed["error"].as_str().unwrap_or_default().to_string();
+    eprintln!("bucket removed while recording: {why}");
+    assert!(
+        why.contains("S3 upload failed") && why.contains("fix: check that recording.s3.bucket"),
+        "{why}"
+    );
+    // With no bucket, a start answers 503 naming it, before anything is recorded.
+    let (st, r) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 503, "{r}");
+    let msg = r["error"].as_str().unwrap();
+    assert!(
+        msg.contains("bucket meetings does not exist") && msg.contains("recording.s3.bucket"),
+        "{msg}"
+    );
+    s3.create_bucket(bucket);
+
+    // A wrong secret key (bedrud restarted with it: recording.s3 needs a restart): the start
+    // answers 503 naming the key to fix, without recording anything or echoing the secret,
+    // and doctor says the same.
+    let wrong = "wrong-s3-secret-9876543210";
+    stack.bedrud.terminate();
+    let config = std::fs::read_to_string(stack.sandbox.config_path()).unwrap();
+    stack
+        .sandbox
+        .write_config(&config.replace(s3::SECRET_KEY, wrong));
+    stack.bedrud = stack.sandbox.start(&[]);
+    stack.bedrud.wait_ready();
+    let b = &stack.bedrud;
+    let (st, r) = b.call(
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": "alice@bedrud.test", "password": "correct horse battery"})),
+    );
+    assert_eq!(st, 200, "{r}");
+    let alice = r["accessToken"].as_str().unwrap().to_string();
+    let (st, r) = b.call("POST", &start_path, Some(&alice), Some(audio));
+    assert_eq!(st, 503, "{r}");
+    let msg = r["error"].as_str().unwrap();
+    assert!(
+        msg.contains("recording.s3.secretKey") && !msg.contains(wrong),
+        "{msg}"
+    );
+    eprintln!("wrong secret: {msg}");
+    let (st, list) = b.call(
+        "GET",
+        &format!("/api/room/{room}/recordings"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200);
+    assert_eq!(
+        list["recordings"].as_array().unwrap().len(),
+        1,
+        "only the failed recording: {list}"
+    );
+    assert!(!b.logs().contains(wrong), "the secret is in bedrud's log");
+    let finding = doctor_finding(&stack, "recording: S3 storage");
+    assert_eq!(finding["level"], "FAIL", "{finding}");
+    assert!(
+        finding["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("recording.s3.secretKey")),
+        "{finding}"
+    );
+    assert!(!finding.to_string().contains(wrong), "{finding}");
+
+    // S3 unreachable (versitygw stopped): 503 naming the endpoint to check.
+    drop(s3);
+    let (st, r) = b.call(
+        "POST",
+        &start_path,
+        Some(&alice),
+        Some(json!({"audioOnly": true})),
+    );
+    assert_eq!(st, 503, "{r}");
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains("recording.s3.endpoint"), "{msg}");
+    eprintln!("S3 down: {msg}");
     drop(participant);
 }

@@ -428,11 +428,19 @@ fn validate_recording(raw: &RawRecording, c: &mut Checker) -> Recording {
                 c.fail(key, "is required when recording.s3.bucket is set");
             }
         }
+        let prefix = s.prefix.trim().trim_start_matches('/');
+        if !plain_key_prefix(prefix) {
+            c.fail(
+                "recording.s3.prefix",
+                "may hold only letters, digits and - _ . /, with no empty, . or .. part \
+                 (e.g. recordings/)",
+            );
+        }
         Some(S3 {
             endpoint: c.url("recording.s3.endpoint", &s.endpoint, &["http", "https"]),
             region: s.region.trim().to_string(),
             bucket: s.bucket.trim().to_string(),
-            prefix: s.prefix.trim().trim_start_matches('/').to_string(),
+            prefix: prefix.to_string(),
             access_key: s.access_key.trim().to_string(),
             secret_key: Secret::new(s.secret_key.trim()),
             force_path_style: s.force_path_style,
@@ -448,6 +456,24 @@ fn validate_recording(raw: &RawRecording, c: &mut Checker) -> Recording {
         redis,
         s3,
     }
+}
+
+/// An object-key prefix that egress (which uploads to it as written) and bedrud's S3 client
+/// (which normalises keys: no empty parts, some characters percent-encoded) see as the same
+/// key: plain characters, no `//`, no `.` or `..` parts.
+fn plain_key_prefix(prefix: &str) -> bool {
+    let plain = prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+    let mut parts: Vec<&str> = prefix.split('/').collect();
+    if prefix.ends_with('/') {
+        parts.pop();
+    }
+    plain
+        && (prefix.is_empty()
+            || parts
+                .iter()
+                .all(|p| !p.is_empty() && *p != "." && *p != ".."))
 }
 
 fn validate_livekit(raw: RawLiveKit, env: &Env, c: &mut Checker) -> LiveKit {

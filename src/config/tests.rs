@@ -493,4 +493,16 @@ fn recording_problems_name_their_keys_and_hide_secrets() {
         assert!(has(&p, key), "{key} missing from {p:#?}");
     }
     assert!(!p.iter().any(|l| l.contains("hunter2")), "{p:#?}");
+    let s3 = |prefix: &str| {
+        format!(
+            "recording:\n  s3:\n    bucket: rec\n    accessKey: k\n    secretKey: s\n    \
+             prefix: \"{prefix}\"\n"
+        )
+    };
+    for ok in ["", "recordings/", "a/b-c_d.e/", "meet"] {
+        assert_eq!(parse_ok(&s3(ok)).recording.s3.unwrap().prefix, ok);
+    }
+    for bad in ["a//b/", "../x/", "a/./b", "sp ace/", "ü/"] {
+        assert!(has(&problems(&s3(bad)), "recording.s3.prefix:"), "{bad}");
+    }
 }

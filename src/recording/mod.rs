@@ -1,12 +1,14 @@
 //! Recording rooms with LiveKit Egress: start and stop, the state egress reports (webhooks and
 //! reconciliation both go through [`Recorder::refresh`]), `process_recording` (check and keep
-//! the finished file), deletion and retention.
+//! the finished file or object), deletion and retention. Where files are kept (the local
+//! folder or S3) is [`storage`]'s business.
 //!
 //! Egress' own answer (`ListEgress` for one egress id) is the one source of truth: a webhook
 //! only says "look again", so repeated, reordered or lost webhooks all end in the same state.
 
 pub mod egress;
 pub mod files;
+pub mod storage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ use crate::config::{Config, Credentials};
 use crate::livekit::client::{LiveKitClient, LkError};
 use crate::store::{NewRecording, Outcome, Recording, RecordingStatus, Store, StoreError};
 pub use egress::EgressError;
+pub use storage::StorageError;
+use storage::{Bucket, Location};
 
 /// A recording still `starting` without an egress id this long after it was created was being
 /// started by a bedrud that stopped meanwhile: egress never heard of it.
@@ -41,11 +45,6 @@ fn stuck_starting(created_ms: i64, now_ms: i64) -> bool {
 pub enum RecordingError {
     #[error("recording is not enabled on this server (recording.enabled)")]
     Disabled,
-    #[error(
-        "recording to S3 (recording.s3) is not supported by this bedrud yet; remove \
-         recording.s3.bucket to record into the recordings folder"
-    )]
-    S3Unsupported,
     #[error("this room is already being recorded")]
     AlreadyRecording(Box<Recording>),
     #[error("a recording in progress cannot be deleted: stop it first")]
@@ -56,6 +55,8 @@ pub enum RecordingError {
     Delete(String, String),
     #[error(transparent)]
     Egress(#[from] EgressError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -71,6 +72,25 @@ pub struct Recorder {
     /// One `process_recording` at a time in this process (a webhook and reconciliation may
     /// both see the same end); the store's conditional updates guard across instances.
     settling: tokio::sync::Mutex<()>,
+    /// `recording.s3` as bedrud started with (`None`: local files). Built once: changing it
+    /// takes a restart (see `reload::keys`), like the worker it goes with.
+    s3: Result<Option<Bucket>, StorageError>,
+}
+
+/// Where egress is asked to put a new recording.
+enum Target<'a> {
+    /// The local `.incoming/` folder.
+    Folder(PathBuf),
+    /// The S3 bucket (egress uploads).
+    Bucket(&'a Bucket),
+}
+
+/// Where a finished recording's file is.
+pub enum Stored {
+    /// In the local recordings folder.
+    File(PathBuf),
+    /// In S3: the bucket and the object's key.
+    Object(Bucket, String),
 }
 
 fn ns_to_ms(ns: i64) -> Option<i64> {
@@ -85,6 +105,13 @@ impl Recorder {
         credentials: &Credentials,
         config: watch::Receiver<Arc<Config>>,
     ) -> Recorder {
+        let s3 = config
+            .borrow()
+            .recording
+            .s3
+            .as_ref()
+            .map(Bucket::new)
+            .transpose();
         Recorder {
             store,
             egress: egress::Egress::new(livekit_host, credentials),
@@ -92,7 +119,13 @@ impl Recorder {
             missing: Default::default(),
             config,
             settling: Default::default(),
+            s3,
         }
+    }
+
+    /// The S3 bucket recordings go to; `None` when they are kept locally.
+    fn bucket(&self) -> Result<Option<&Bucket>, StorageError> {
+        self.s3.as_ref().map(Option::as_ref).map_err(Clone::clone)
     }
 
     fn config(&self) -> Arc<Config> {
@@ -103,22 +136,39 @@ impl Recorder {
         &self.egress
     }
 
-    /// Where a complete recording's file is, if it has one.
-    pub fn file_path(&self, r: &Recording) -> Option<PathBuf> {
-        let file = r.file.as_deref()?;
-        Some(self.config().recordings_dir().join(file))
+    /// Where a complete recording's file is, if it has one. Each row says where it was kept,
+    /// so local recordings stay reachable after S3 was configured.
+    pub fn stored(&self, r: &Recording) -> Result<Option<Stored>, RecordingError> {
+        let Some(file) = r.file.as_deref() else {
+            return Ok(None);
+        };
+        match Location::parse(file) {
+            Location::Local(name) => Ok(Some(Stored::File(
+                self.config().recordings_dir().join(name),
+            ))),
+            Location::S3 { bucket, key } => match self.bucket()? {
+                Some(b) if b.name() == bucket => Ok(Some(Stored::Object(b.clone(), key))),
+                other => Err(StorageError::Elsewhere {
+                    bucket,
+                    key,
+                    why: if other.is_some() {
+                        "recording.s3.bucket names another bucket"
+                    } else {
+                        "recording.s3 is not set"
+                    },
+                }
+                .into()),
+            },
+        }
     }
 
-    /// Refuses when recording is off or asks for what this build cannot do (read anew each
+    /// Refuses when recording is off or its storage could not be set up (read anew each
     /// time: a reload may change it).
     pub fn ensure_enabled(&self) -> Result<(), RecordingError> {
-        let config = self.config();
-        if !config.recording.enabled {
+        if !self.config().recording.enabled {
             return Err(RecordingError::Disabled);
         }
-        if config.recording.s3.is_some() {
-            return Err(RecordingError::S3Unsupported);
-        }
+        self.bucket()?;
         Ok(())
     }
 
@@ -132,9 +182,20 @@ impl Recorder {
         audio_only: bool,
     ) -> Result<Recording, RecordingError> {
         self.ensure_enabled()?;
-        let dir = self.config().recordings_dir();
-        let incoming = files::prepare(&dir)
-            .map_err(|e| RecordingError::Folder(dir.display().to_string(), e.to_string()))?;
+        // The bucket is tried before anything is recorded: a meeting recorded only to fail
+        // its upload at the end would be lost.
+        let target = match self.bucket()? {
+            Some(bucket) => {
+                bucket.probe().await?;
+                Target::Bucket(bucket)
+            }
+            None => {
+                let dir = self.config().recordings_dir();
+                Target::Folder(files::prepare(&dir).map_err(|e| {
+                    RecordingError::Folder(dir.display().to_string(), e.to_string())
+                })?)
+            }
+        };
         let new = NewRecording {
             room: room.to_string(),
             started_by: started_by.to_string(),
@@ -151,13 +212,16 @@ impl Recorder {
             }
             Err(e) => return Err(e.into()),
         };
-        let output = proto::EncodedFileOutput {
-            file_type: proto::EncodedFileType::Mp4 as i32,
-            filepath: incoming
-                .join(files::file_name(&rec.id))
-                .display()
-                .to_string(),
-            ..Default::default()
+        let output = match target {
+            Target::Folder(incoming) => proto::EncodedFileOutput {
+                file_type: proto::EncodedFileType::Mp4 as i32,
+                filepath: incoming
+                    .join(files::file_name(&rec.id))
+                    .display()
+                    .to_string(),
+                ..Default::default()
+            },
+            Target::Bucket(bucket) => bucket.egress_output(&rec.id),
         };
         match self.egress.start(room, layout, audio_only, output).await {
             Ok(info) => {
@@ -259,11 +323,19 @@ impl Recorder {
                 self.finish(&rec, &outcome, started).await?;
             }
             S::EgressFailed | S::EgressAborted => {
-                let why = if info.error.is_empty() {
+                let mut why = if info.error.is_empty() {
                     format!("egress ended the recording as {:?}", info.status())
                 } else {
                     format!("egress failed: {}", info.error)
                 };
+                // Egress uploads to S3 from the worker's host, with the settings bedrud sent.
+                let s3 = matches!(self.bucket(), Ok(Some(_)));
+                if s3 && info.error.to_ascii_lowercase().contains("upload") {
+                    why.push_str(
+                        "; fix: check that recording.s3.bucket exists, that the egress workers \
+                         reach recording.s3.endpoint, and that recording.s3.accessKey may write",
+                    );
+                }
                 self.finish(&rec, &Outcome::Failed(why), started).await?;
             }
         }
@@ -293,14 +365,19 @@ impl Recorder {
         Ok(())
     }
 
-    /// `process_recording`: after egress completed, check the file it reports (there, not
-    /// empty, the size egress reported) and keep it in the recordings folder. Anything missing
-    /// is a failure with its reason.
+    /// `process_recording`: after egress completed, check the file or object it reports
+    /// (there, not empty, the size egress reported) and keep it (local files move into the
+    /// recordings folder). Anything missing is a failure with its reason.
     async fn process_recording(&self, rec: &Recording, info: &proto::EgressInfo) -> Outcome {
         let _one = self.settling.lock().await;
         let Some(file) = info.file_results.first() else {
             return Outcome::Failed("egress completed but reported no file".into());
         };
+        match self.bucket() {
+            Ok(Some(bucket)) => return check_object(bucket, rec, info, file).await,
+            Ok(None) => {}
+            Err(e) => return Outcome::Failed(e.to_string()),
+        }
         let dir = self.config().recordings_dir();
         let name = files::file_name(&rec.id);
         let (location, size) = (file.location.clone(), file.size);
@@ -319,14 +396,16 @@ impl Recorder {
         }
     }
 
-    /// Deletes a finished recording: its file, then its row.
+    /// Deletes a finished recording: its file or object, then its row.
     pub async fn delete(&self, rec: &Recording) -> Result<(), RecordingError> {
         if rec.status.in_progress() {
             return Err(RecordingError::InProgress);
         }
-        if let Some(path) = self.file_path(rec) {
-            files::remove(&path)
-                .map_err(|e| RecordingError::Delete(path.display().to_string(), e.to_string()))?;
+        match self.stored(rec)? {
+            Some(Stored::File(path)) => files::remove(&path)
+                .map_err(|e| RecordingError::Delete(path.display().to_string(), e.to_string()))?,
+            Some(Stored::Object(bucket, key)) => bucket.delete(&key).await?,
+            None => {}
         }
         self.store.delete_recording(&rec.id).await?;
         Ok(())
@@ -420,6 +499,49 @@ impl Recorder {
             deleted += 1;
         }
         Ok(deleted)
+    }
+}
+
+/// `process_recording` for S3: the object egress uploaded is there (a HEAD), not empty, and as
+/// large as egress reported; its location is what the row keeps.
+async fn check_object(
+    bucket: &Bucket,
+    rec: &Recording,
+    info: &proto::EgressInfo,
+    file: &proto::FileInfo,
+) -> Outcome {
+    let key = bucket.key(&rec.id);
+    let size = match bucket.size(&key).await {
+        Ok(Some(size)) => size,
+        Ok(None) => {
+            // A worker with a backup storage of its own puts the file there when the upload
+            // to bedrud's bucket failed.
+            let backup = if info.backup_storage_used {
+                " (egress used its backup storage: the upload to recording.s3 failed)"
+            } else {
+                ""
+            };
+            return Outcome::Failed(format!(
+                "egress reported the recording at {}, but bucket {} has no object {key}{backup}",
+                file.location,
+                bucket.name()
+            ));
+        }
+        Err(e) => return Outcome::Failed(format!("checking the uploaded recording failed: {e}")),
+    };
+    if size == 0 {
+        return Outcome::Failed(format!("the recording object {key} is empty"));
+    }
+    if file.size > 0 && size != file.size as u64 {
+        return Outcome::Failed(format!(
+            "the recording object {key} has {size} bytes, egress reported {}",
+            file.size
+        ));
+    }
+    Outcome::Complete {
+        file: bucket.location(&rec.id).to_column(),
+        size: i64::try_from(size).unwrap_or(i64::MAX),
+        duration_ms: ns_to_ms(file.duration).unwrap_or(0),
     }
 }
 

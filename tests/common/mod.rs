@@ -6,6 +6,7 @@
 pub mod audio;
 mod in_process;
 pub mod pulseaudio;
+pub mod s3;
 pub mod webhooks;
 
 #[allow(unused_imports)] // only the API test binaries use it
@@ -80,6 +81,8 @@ pub const LIVEKIT: &str = pin("LIVEKIT_VERSION");
 pub const LIVEKIT_OLD: &str = pin("LIVEKIT_OLD_VERSION");
 /// The LiveKit Egress worker scripts/install-egress.sh builds (`EGRESS_VERSION`).
 pub const EGRESS: &str = pin("EGRESS_VERSION");
+/// versitygw, the S3 server scripts/install-versitygw.sh builds (`VERSITYGW_VERSION`).
+pub const VERSITYGW: &str = pin("VERSITYGW_VERSION");
 
 /// The value of `NAME=` at the start of a line of scripts/livekit-version.sh, read at compile time.
 const fn pin(name: &str) -> &'static str {
