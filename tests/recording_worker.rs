@@ -361,7 +361,7 @@ fn pulse_processes(data: &Path) -> Vec<u32> {
     processes_with("environ", &format!("XDG_RUNTIME_DIR={}", dir.display()))
 }
 
-/// `GET /api/recordings/{id}` until `done` accepts it (polled every 50 ms, so the figures it
+/// `GET /api/recordings/{id}` until `done` accepts it (polled every 20 ms, so the figures it
 /// gives are that fine); returns it.
 fn wait_recording(
     b: &mut Bedrud,
