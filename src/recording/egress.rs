@@ -131,17 +131,14 @@ pub fn video_refusal(pulse: Option<&ProcStatus>) -> Option<EgressError> {
     if pulse.state == State::Ready {
         return None;
     }
-    let state = serde_json::to_value(pulse.state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
     let last = match &pulse.last_error {
         Some(e) => format!(" (last error: {e})"),
         None => String::new(),
     };
     let cause = format!(
         "a recording with video takes its sound from the PulseAudio daemon bedrud runs for the \
-         egress worker, and it is not running: {state}{last}"
+         egress worker, and it is not running: {}{last}",
+        pulse.state
     );
     Some(unavailable(&cause, PULSE_DOWN_FIX))
 }
