@@ -445,6 +445,7 @@ fn state(
         &internal,
         &creds,
         config.clone(),
+        status.clone(),
     ));
     let directory = Arc::new(RoomDirectory::new(
         store.clone(),

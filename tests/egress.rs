@@ -14,13 +14,14 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::audio::{decode, dominant_frequency, streams, tone_misses, tool, RATE, TONE_HZ};
+use common::audio::{assert_length, assert_tone_from, streams, Source};
+use common::egress::{wait_status, write_worker_config};
 use common::pulseaudio::PulseAudio;
+use common::video::{frame_pixels, share_of, video_stream, CAMERA_RGB};
 use common::*;
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_api::services::egress::{
-    encoding, EgressClient, EgressListFilter, EgressListOptions, EgressOutput,
-    RoomCompositeOptions, TrackEgressOutput,
+    encoding, EgressClient, EgressOutput, RoomCompositeOptions, TrackEgressOutput,
 };
 use livekit_protocol as proto;
 
@@ -36,26 +37,6 @@ fn record_for() -> Duration {
         .unwrap_or(5);
     Duration::from_secs(secs)
 }
-/// The camera picture the participant publishes (`--camera-colour`): green, with a white bar
-/// moving across it.
-const CAMERA_RGB: [u8; 3] = [0, 200, 0];
-
-/// How egress got what it recorded, which sets how exact the file can be.
-#[derive(Clone, Copy, PartialEq)]
-enum Source {
-    /// GStreamer subscribed to the tracks itself (audio-only composite, track egress): the file
-    /// holds what egress reports, within the ±1 s every check allows, and the tone throughout.
-    Sdk,
-    /// Chromium showed and played the room (composite with video). The file may be up to
-    /// [`WEB_EXTRA_SECS`] longer than reported, and the sound has passed through Chromium and
-    /// PulseAudio: on a starved machine it may drop out, so one second of the tone may miss.
-    Web,
-}
-
-/// Egress counts a web recording from its "pipeline playing" to the stop request; the file also
-/// holds what the pipeline encoded just before the first and drained to its end after the second
-/// (0.2 to 1.3 s more, seen on the 2-core test machine at load average 9 to 17).
-const WEB_EXTRA_SECS: f64 = 2.0;
 
 /// One chain at a time: each runs a worker, and the video composite a Chromium, an Xvfb and an
 /// H.264 encoder besides, on a 2-core machine shared with other test binaries.
@@ -97,34 +78,9 @@ impl Chain {
         let livekit = LiveKitProcess::start(&lk_config);
         let pulse = PulseAudio::start(dir);
 
-        // Egress' resource guard counts whole CPUs (a room composite asks for 4 by default);
-        // the costs are lowered so that a 2-core test machine accepts every request.
-        let costs = [
-            "room_composite_cpu_cost",
-            "audio_room_composite_cpu_cost",
-            "web_cpu_cost",
-            "audio_web_cpu_cost",
-            "participant_cpu_cost",
-            "track_composite_cpu_cost",
-            "track_cpu_cost",
-        ]
-        .map(|k| format!("  {k}: 0.1\n"))
-        .concat();
-        let egress_config = dir.join("egress.yaml");
-        std::fs::write(
-            &egress_config,
-            format!(
-                "api_key: APItest\napi_secret: {SECRET}\nws_url: ws://127.0.0.1:{lk}\n\
-                 redis:\n  address: 127.0.0.1:{redis_port}\n  password: {password}\n\
-                 health_port: {health}\ntemplate_port: {template}\nlogging:\n  level: {level}\ncpu_cost:\n{costs}",
-                lk = ports.livekit,
-                health = free_port(false),
-                // `BEDRUD_EGRESS_LOG=debug` for egress' pipeline and Chromium details.
-                level = std::env::var("BEDRUD_EGRESS_LOG").unwrap_or_else(|_| "info".into()),
-                template = free_port(false),
-            ),
-        )
-        .unwrap();
+        // `BEDRUD_EGRESS_LOG=debug` for egress' pipeline and Chromium details.
+        let level = std::env::var("BEDRUD_EGRESS_LOG").unwrap_or_else(|_| "info".into());
+        let egress_config = write_worker_config(dir, ports.livekit, redis_port, password, &level);
         let egress_log = dir.join("egress.log");
         let log = std::fs::File::create(&egress_log).unwrap();
         let bin = egress_bin();
@@ -198,26 +154,7 @@ impl Chain {
         what: &str,
         done: impl Fn(proto::EgressStatus) -> bool,
     ) -> proto::EgressInfo {
-        let start = Instant::now();
-        loop {
-            let opts = EgressListOptions {
-                filter: EgressListFilter::Egress(egress_id.to_string()),
-                active: false,
-                page_token: None,
-            };
-            let items = self.client().list_egress(opts).await.unwrap();
-            if let Some(info) = items.into_iter().next() {
-                if done(info.status()) {
-                    return info;
-                }
-                assert!(
-                    start.elapsed() < PATIENCE,
-                    "egress {egress_id} not {what} after {PATIENCE:?}: {info:?}\n{}",
-                    self.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_status(&self.client(), egress_id, what, done, || self.log()).await
     }
 
     /// Sends the start request `start`, lets the egress record for [`record_for`], stops it,
@@ -396,127 +333,6 @@ impl Usage {
     }
 }
 
-/// What ffprobe says of the first video stream of `file`, counting its packets (one per frame
-/// for H.264) rather than trusting the header.
-#[derive(Debug)]
-struct VideoStream {
-    codec: String,
-    width: u32,
-    height: u32,
-    frames: u64,
-    secs: f64,
-}
-
-fn video_stream(file: &Path) -> VideoStream {
-    let out = Command::new(tool("ffprobe"))
-        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_packets,duration",
-        ])
-        .args(["-of", "default=noprint_wrappers=1"])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ffprobe failed on {}", file.display());
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_else(|| panic!("{}: ffprobe gives no {key}:\n{text}", file.display()))
-            .to_string()
-    };
-    let number = |key: &str| -> f64 {
-        field(key)
-            .parse()
-            .unwrap_or_else(|_| panic!("{}: {key} is not a number:\n{text}", file.display()))
-    };
-    VideoStream {
-        codec: field("codec_name"),
-        width: number("width") as u32,
-        height: number("height") as u32,
-        frames: number("nb_read_packets") as u64,
-        secs: number("duration"),
-    }
-}
-
-/// The frame of `file` at `at` seconds, scaled down to 64x36 RGB pixels by ffmpeg.
-fn frame_pixels(file: &Path, at: f64) -> Vec<[u8; 3]> {
-    let out = Command::new(tool("ffmpeg"))
-        .args(["-v", "error", "-ss", &format!("{at:.2}"), "-i"])
-        .arg(file)
-        .args([
-            "-frames:v",
-            "1",
-            "-vf",
-            "scale=64:36",
-            "-pix_fmt",
-            "rgb24",
-            "-f",
-            "rawvideo",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stdout.len() == 64 * 36 * 3,
-        "ffmpeg cannot take a frame at {at:.2} s of {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact(3)
-        .map(|p| [p[0], p[1], p[2]])
-        .collect()
-}
-
-/// The share of `pixels` within 60 of `rgb` on every channel (H.264 and scaling blur the edges).
-fn share_of(pixels: &[[u8; 3]], rgb: [u8; 3]) -> f64 {
-    let near = |p: &[u8; 3]| (0..3).all(|c| (p[c] as i32 - rgb[c] as i32).abs() <= 60);
-    pixels.iter().filter(|p| near(p)).count() as f64 / pixels.len() as f64
-}
-
-/// `secs` of `what` in `file` match the `reported_secs` egress reported: within 1 s, or, for a
-/// web recording, up to [`WEB_EXTRA_SECS`] more.
-fn assert_length(file: &Path, what: &str, secs: f64, reported_secs: f64, source: Source) {
-    let extra = if source == Source::Web {
-        WEB_EXTRA_SECS
-    } else {
-        1.0
-    };
-    assert!(
-        secs > reported_secs - 1.0 && secs < reported_secs + extra,
-        "{}: {secs:.2} s of {what}, egress reported {reported_secs:.2} s",
-        file.display()
-    );
-}
-
-/// The file holds the tone: the decoded audio is as long as egress says it recorded (see
-/// [`assert_length`]; and most of the time it was recording), and each whole second of it, but
-/// the first, is 440 Hz (one may miss in a web recording: see [`Source::Web`]).
-fn assert_tone(file: &Path, reported_secs: f64, source: Source) {
-    let samples = decode(file);
-    let secs = samples.len() as f64 / RATE as f64;
-    assert_length(file, "audio", secs, reported_secs, source);
-    assert!(
-        secs >= record_for().as_secs_f64() - 2.0,
-        "{}: only {secs:.2} s of audio for {:?} of recording",
-        file.display(),
-        record_for()
-    );
-    let misses = tone_misses(&samples);
-    let allowed = if source == Source::Web { 1 } else { 0 };
-    assert!(
-        misses.len() <= allowed,
-        "{}: not the {TONE_HZ} Hz tone: {}",
-        file.display(),
-        misses.join("; ")
-    );
-    if !misses.is_empty() {
-        eprintln!("{}: tolerated: {}", file.display(), misses.join("; "));
-    }
-}
-
 #[test]
 fn audio_recordings_of_a_real_participant_hold_its_tone() {
     require_private_network("egress");
@@ -562,7 +378,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             )
             .await;
         assert_eq!(streams(&file), ["audio:opus"], "{}", file.display());
-        assert_tone(&file, secs, Source::Sdk);
+        assert_tone_from(&file, secs, record_for(), Source::Sdk);
 
         // Room composite, audio only, to MP4: with Opus, because MP4's default AAC needs
         // GStreamer's `faac`, which Debian does not ship (livekit-api's default codec is Opus).
@@ -583,7 +399,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             )
             .await;
         assert_eq!(streams(&file), ["audio:opus"], "{}", file.display());
-        assert_tone(&file, secs, Source::Sdk);
+        assert_tone_from(&file, secs, record_for(), Source::Sdk);
 
         // One track as it was published (no re-encoding): the participant's Opus in OGG.
         let direct = proto::DirectFileOutput {
@@ -601,7 +417,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             )
             .await;
         assert_eq!(streams(&file), ["audio:opus"], "{}", file.display());
-        assert_tone(&file, secs, Source::Sdk);
+        assert_tone_from(&file, secs, record_for(), Source::Sdk);
         drop(alice);
     });
 }
@@ -717,7 +533,7 @@ fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
             green * 100.0,
             changed * 100.0
         );
-        assert_tone(&file, secs, Source::Web);
+        assert_tone_from(&file, secs, record_for(), Source::Web);
         drop(alice);
     });
 }

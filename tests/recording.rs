@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::audio::{assert_tone, streams};
+use common::egress::write_worker_config;
 use common::*;
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use serde_json::{json, Value};
@@ -223,30 +224,7 @@ impl Stack {
 /// Starts the egress worker for LiveKit on `lk_port` and Redis on `redis_port`; its log is
 /// appended to `<dir>/egress.log`.
 fn start_worker(dir: &Path, lk_port: u16, redis_port: u16, password: &str) -> (Proc, PathBuf) {
-    // Egress' resource guard counts whole CPUs; the costs are lowered for a 2-core machine.
-    let costs = [
-        "room_composite_cpu_cost",
-        "audio_room_composite_cpu_cost",
-        "web_cpu_cost",
-        "audio_web_cpu_cost",
-        "participant_cpu_cost",
-        "track_composite_cpu_cost",
-        "track_cpu_cost",
-    ]
-    .map(|k| format!("  {k}: 0.1\n"))
-    .concat();
-    let egress_config = dir.join("egress.yaml");
-    std::fs::write(
-        &egress_config,
-        format!(
-            "api_key: APItest\napi_secret: {SECRET}\nws_url: ws://127.0.0.1:{lk_port}\n\
-             redis:\n  address: 127.0.0.1:{redis_port}\n  password: {password}\n\
-             health_port: {health}\ntemplate_port: {template}\nlogging:\n  level: info\ncpu_cost:\n{costs}",
-            health = free_port(false),
-            template = free_port(false),
-        ),
-    )
-    .unwrap();
+    let egress_config = write_worker_config(dir, lk_port, redis_port, password, "info");
     let egress_log = dir.join("egress.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -302,31 +280,6 @@ fn kill_tree(pid: u32) {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-}
-
-/// `GET` with optional extra headers → (status, headers, body bytes).
-fn get_bytes(url: &str, token: &str, range: Option<&str>) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut req = agent
-        .get(url)
-        .header("Authorization", &format!("Bearer {token}"));
-    if let Some(r) = range {
-        req = req.header("Range", r);
-    }
-    let mut resp = req.call().unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(512 * 1024 * 1024)
-        .read_to_vec()
-        .unwrap();
-    (status, headers, body)
 }
 
 fn participant_token(room: &str) -> String {

@@ -3,9 +3,10 @@
 //! one is found at /usr/lib/bedrud/egress), and a recording asked of its embedded LiveKit
 //! through `livekit-api`'s `EgressClient` holds a real participant's 440 Hz tone. The worker,
 //! killed, comes back; bedrud, killed, leaves no process and no stale file behind. A room
-//! composite with video records through the PulseAudio daemon bedrud runs for the worker. Runs in a
-//! private network namespace (scripts/netns-run.sh): egress' WebRTC stack gathers no candidates
-//! on loopback.
+//! composite with video, started and stopped through bedrud's API, records through the
+//! PulseAudio daemon bedrud runs for the worker (and is refused with a 503 while that daemon is
+//! not running). Runs in a private network namespace (scripts/netns-run.sh): egress' WebRTC
+//! stack gathers no candidates on loopback.
 
 mod common;
 
@@ -13,16 +14,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::audio;
+use common::audio::{self, assert_length, assert_tone_from, Source};
+use common::egress::wait_status;
+use common::video::{frame_pixels, share_of, video_stream, CAMERA_RGB};
 use common::*;
 use livekit_api::access_token::{AccessToken, VideoGrants};
-use livekit_api::services::egress::{
-    encoding, EgressClient, EgressListFilter, EgressListOptions, EgressOutput, RoomCompositeOptions,
-};
+use livekit_api::services::egress::{EgressClient, EgressOutput, RoomCompositeOptions};
 use livekit_api::services::room::{CreateRoomOptions, RoomClient};
 use livekit_protocol as proto;
 use nix::sys::signal::Signal;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const RECORD_FOR: Duration = Duration::from_secs(5);
 
@@ -113,29 +114,6 @@ fn redis_password(data: &Path) -> String {
     let text = std::fs::read_to_string(data.join("recording-redis.yaml")).unwrap();
     let doc: Value = yaml_serde::from_str(&text).unwrap();
     doc["password"].as_str().unwrap().to_string()
-}
-
-async fn wait_status(
-    client: &EgressClient,
-    id: &str,
-    done: impl Fn(proto::EgressStatus) -> bool,
-) -> proto::EgressInfo {
-    let start = Instant::now();
-    loop {
-        let opts = EgressListOptions {
-            filter: EgressListFilter::Egress(id.to_string()),
-            active: false,
-            page_token: None,
-        };
-        let items = client.list_egress(opts).await.unwrap();
-        if let Some(info) = items.into_iter().next() {
-            if done(info.status()) {
-                return info;
-            }
-            assert!(start.elapsed() < PATIENCE, "egress {id}: {info:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn mp4(dir: &Path, name: &str) -> EgressOutput {
@@ -246,14 +224,15 @@ fn embedded_mode_runs_redis_and_egress_and_records() {
             .await
             .unwrap();
         let id = started.egress_id;
-        wait_status(&client, &id, |s| {
+        let active = |s| {
             assert!(s < proto::EgressStatus::EgressEnding, "ended early: {s:?}");
             s == proto::EgressStatus::EgressActive
-        })
-        .await;
+        };
+        wait_status(&client, &id, "active", active, || b.logs()).await;
         tokio::time::sleep(RECORD_FOR).await;
         client.stop_egress(&id).await.unwrap();
-        let info = wait_status(&client, &id, |s| s >= proto::EgressStatus::EgressComplete).await;
+        let finished = |s| s >= proto::EgressStatus::EgressComplete;
+        let info = wait_status(&client, &id, "finished", finished, || b.logs()).await;
         assert_eq!(
             info.status(),
             proto::EgressStatus::EgressComplete,
@@ -283,10 +262,8 @@ fn embedded_mode_runs_redis_and_egress_and_records() {
             .start_room_composite_egress(room, vec![mp4(&incoming, "cut.mp4")], audio_only())
             .await
             .unwrap();
-        wait_status(&client, &s.egress_id, |s| {
-            s == proto::EgressStatus::EgressActive
-        })
-        .await
+        let active = |s| s == proto::EgressStatus::EgressActive;
+        wait_status(&client, &s.egress_id, "active", active, || b.logs()).await
     });
     let handlers: Vec<u32> = processes_with("environ", &owner)
         .into_iter()
@@ -384,8 +361,33 @@ fn pulse_processes(data: &Path) -> Vec<u32> {
     processes_with("environ", &format!("XDG_RUNTIME_DIR={}", dir.display()))
 }
 
+/// `GET /api/recordings/{id}` until `done` accepts it (polled every 20 ms, so the figures it
+/// gives are that fine); returns it.
+fn wait_recording(
+    b: &mut Bedrud,
+    token: &str,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let path = format!("/api/recordings/{id}");
+    b.wait_for(&format!("recording {id} to be {what}"), |b| {
+        let (st, r) = b.call("GET", &path, Some(token), None);
+        assert_eq!(st, 200, "{r}");
+        done(&r).then_some(r)
+    })
+}
+
+fn finished(r: &Value) -> bool {
+    r["status"] == "complete" || r["status"] == "failed"
+}
+
+/// A room composite with video through bedrud's API in embedded mode, as a moderator records a
+/// meeting: refused with a 503 while bedrud's PulseAudio cannot run (audio only still records),
+/// then, once it runs, recorded, downloaded through bedrud, and the file shows the camera and
+/// holds the tone for as long as the API says.
 #[test]
-fn embedded_mode_records_a_room_composite_with_video_through_its_pulseaudio() {
+fn embedded_mode_records_a_room_composite_with_video_through_the_api_and_its_pulseaudio() {
     require_private_network("recording_worker");
     for program in ["pulseaudio", "pactl", "chromium", "Xvfb"] {
         assert!(
@@ -398,16 +400,91 @@ fn embedded_mode_records_a_room_composite_with_video_through_its_pulseaudio() {
     let _one = ONE_RECORDING.lock().unwrap_or_else(|e| e.into_inner());
     let setup = Setup::new();
     let data = setup.data();
+    // PulseAudio cannot run: a folder where its socket goes makes every start fail to bind
+    // (it exits, bedrud restarts it, again and again) until the folder is removed. A
+    // deterministic stand-in for a PulseAudio that died and is not back yet.
+    let dir = data.join("egress-pulse");
+    let socket = dir.join("native");
+    std::fs::create_dir_all(&socket).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let mut b = setup.start();
     wait_recording_ready(&mut b, None);
+    let down = b.wait_for("PulseAudio to have failed to start", |b| {
+        let r = recording(b);
+        (r["pulse"]["restarts"].as_u64() >= Some(1) && r["pulse"]["state"] != "ready").then_some(r)
+    });
+    assert_eq!(down["pulse"]["managed"], true, "{down}");
+
+    let (alice, _, _) = b.register("alice@bedrud.test");
+    let room = "picture";
+    let (st, r) = b.call(
+        "POST",
+        "/api/room/create",
+        Some(&alice),
+        Some(json!({"name": room})),
+    );
+    assert_eq!(st, 201, "{r}");
+    // Joined as bedrud's web app would (which creates the LiveKit room), straight to LiveKit.
+    let (st, joined) = b.call(
+        "POST",
+        "/api/room/join",
+        Some(&alice),
+        Some(json!({"roomName": room})),
+    );
+    assert_eq!(st, 200, "{joined}");
+    let token = joined["token"].as_str().unwrap().to_string();
+    let ws = format!("ws://127.0.0.1:{}", setup.sb.ports.livekit);
+    let colour = CAMERA_RGB.map(|c| format!("{c:02x}")).concat();
+    let participant = Participant::join(&ws, &token, &["--try-camera", "--camera-colour", &colour]);
+    participant.wait_event("published", |e| e["source"] == "microphone");
+    participant.wait_event("published", |e| e["source"] == "camera");
+    let start_path = format!("/api/room/{room}/recording/start");
+    let stop_path = format!("/api/room/{room}/recording/stop");
+    let video = json!({"audioOnly": false, "layout": "grid"});
+
+    // With video: 503 with the cause and the fix, and nothing recorded or kept.
+    let (st, r) = b.call("POST", &start_path, Some(&alice), Some(video.clone()));
+    assert_eq!(st, 503, "{r}");
+    let msg = r["error"].as_str().unwrap_or_default();
+    assert!(msg.contains("PulseAudio") && msg.contains("fix:"), "{msg}");
+    eprintln!("video without PulseAudio: {msg}");
+    let recordings = |b: &Bedrud| {
+        let (st, list) = b.call(
+            "GET",
+            &format!("/api/room/{room}/recordings"),
+            Some(&alice),
+            None,
+        );
+        assert_eq!(st, 200, "{list}");
+        list["recordings"].as_array().unwrap().clone()
+    };
+    assert!(
+        recordings(&b).is_empty(),
+        "a refused start leaves nothing behind"
+    );
+    // Audio only does not need PulseAudio: it records meanwhile.
+    let (st, rec) = b.call(
+        "POST",
+        &start_path,
+        Some(&alice),
+        Some(json!({"audioOnly": true})),
+    );
+    assert_eq!(st, 201, "{rec}");
+    let id = rec["id"].as_str().unwrap().to_string();
+    wait_recording(&mut b, &alice, &id, "active", |r| r["status"] == "active");
+    let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    let done = wait_recording(&mut b, &alice, &id, "finished", finished);
+    assert_eq!(done["status"], "complete", "{done}");
+
+    // PulseAudio can run again: bedrud's next restart brings it up, and its folder and script
+    // are private, the worker reaches it.
+    std::fs::remove_dir(&socket).unwrap();
     let status = b.wait_for("PulseAudio to be ready", |b| {
         let r = recording(b);
         (r["pulse"]["state"] == "ready").then_some(r)
     });
-    assert_eq!(status["pulse"]["managed"], true, "{status}");
     let pulse = status["pulse"]["pid"].as_u64().expect("no PulseAudio pid") as u32;
-    let dir = data.join("egress-pulse");
-    let socket = dir.join("native");
     assert_eq!(mode(&dir) & 0o777, 0o700, "{}", dir.display());
     assert_eq!(status["pulse"]["address"], socket.display().to_string());
     let scripts = setup.generated("bedrud-pulse-");
@@ -422,68 +499,74 @@ fn embedded_mode_records_a_room_composite_with_video_through_its_pulseaudio() {
         "the worker's environment lacks {pulse_server}"
     );
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let room = "picture";
-    rt.block_on(async {
-        RoomClient::with_api_key(&setup.livekit_url(), "APItest", SECRET)
-            .create_room(room, CreateRoomOptions::default())
-            .await
-            .unwrap();
+    // Start → active → stop → complete, through the API.
+    let asked = Instant::now();
+    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(video));
+    assert_eq!(st, 201, "{rec}");
+    assert_eq!(
+        (rec["audioOnly"].clone(), rec["layout"].clone()),
+        (json!(false), json!("grid")),
+        "{rec}"
+    );
+    let id = rec["id"].as_str().unwrap().to_string();
+    let active = wait_recording(&mut b, &alice, &id, "active", |r| {
+        r["status"] == "active" || finished(r)
     });
-    let token = AccessToken::with_api_key("APItest", SECRET)
-        .with_identity("alice")
-        .with_grants(VideoGrants {
-            room_join: true,
-            room: room.into(),
-            ..Default::default()
-        })
-        .to_jwt()
-        .unwrap();
-    let ws = format!("ws://127.0.0.1:{}", setup.sb.ports.livekit);
-    let alice = Participant::join(&ws, &token, &["--try-camera", "--camera-colour", "00c800"]);
-    alice.wait_event("published", |e| e["source"] == "microphone");
-    alice.wait_event("published", |e| e["source"] == "camera");
+    assert_eq!(active["status"], "active", "{active}");
+    let to_active = asked.elapsed();
+    std::thread::sleep(RECORD_FOR);
+    let stopping = Instant::now();
+    let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    let done = wait_recording(&mut b, &alice, &id, "finished", finished);
+    let to_file = stopping.elapsed();
+    assert_eq!(done["status"], "complete", "{done}\n{}", b.logs());
+    eprintln!(
+        "figures: video composite through the API: start request → active {:.2} s, stop \
+         request → complete (file available) {:.2} s; load average {}",
+        to_active.as_secs_f64(),
+        to_file.as_secs_f64(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
 
-    let incoming = data.join("recordings/.incoming");
-    let client = setup.egress();
-    // 720p30 H.264 with Opus (the MP4 default AAC needs `faac`, which Debian lacks).
-    let options = RoomCompositeOptions {
-        layout: "grid".into(),
-        encoding: encoding::H264_720P_30,
-        ..Default::default()
-    };
-    let (file, secs) = rt.block_on(async {
-        let started = client
-            .start_room_composite_egress(room, vec![mp4(&incoming, "video.mp4")], options)
-            .await
-            .unwrap();
-        let id = started.egress_id;
-        let active = wait_status(&client, &id, |s| s >= proto::EgressStatus::EgressActive).await;
-        assert_eq!(
-            active.status(),
-            proto::EgressStatus::EgressActive,
-            "{:?}\nbedrud's log:\n{}",
-            active.error,
-            b.logs()
-        );
-        tokio::time::sleep(RECORD_FOR).await;
-        client.stop_egress(&id).await.unwrap();
-        let info = wait_status(&client, &id, |s| s >= proto::EgressStatus::EgressComplete).await;
-        assert_eq!(
-            info.status(),
-            proto::EgressStatus::EgressComplete,
-            "{:?}",
-            info.error
-        );
-        let f = info.file_results.first().expect("no file result").clone();
-        (PathBuf::from(f.location), f.duration as f64 / 1e9)
-    });
+    // Downloaded through bedrud: what the API says of it is what the file holds.
+    let url = b.url(&format!("/api/recordings/{id}/download"));
+    let (st, headers, bytes) = get_bytes(&url, &alice, None);
+    assert_eq!(st, 200);
+    assert_eq!(headers["content-type"], "video/mp4");
+    assert_eq!(Some(bytes.len() as i64), done["size"].as_i64(), "{done}");
+    let file = setup.sb.path().join("downloaded.mp4");
+    std::fs::write(&file, &bytes).unwrap();
     let mut kinds = audio::streams(&file);
     kinds.sort();
     assert_eq!(kinds, ["audio:opus", "video:h264"], "{}", file.display());
+    let secs = done["durationMs"].as_i64().unwrap_or(0) as f64 / 1000.0;
+    let v = video_stream(&file);
+    eprintln!("{}: {v:?}, the API says {secs:.2} s", file.display());
+    assert_eq!(
+        (v.codec.as_str(), v.width, v.height),
+        ("h264", 1280, 720),
+        "{v:?}"
+    );
+    assert!(v.frames > 0, "no video frames: {v:?}");
+    assert_length(&file, "video", v.secs, secs, Source::Web);
+    assert!(
+        v.secs >= RECORD_FOR.as_secs_f64() - 2.0,
+        "only {:.2} s of video",
+        v.secs
+    );
+    // The grid's one tile is the participant's camera: its green fills most of a late frame.
+    let green = share_of(&frame_pixels(&file, v.secs - 1.5), CAMERA_RGB);
+    assert!(
+        green >= 0.5,
+        "only {:.0} % of a frame is the camera's green",
+        green * 100.0
+    );
     // The sound went through Chromium and bedrud's PulseAudio: one second may drop out.
-    audio::assert_tone_missing_at_most(&file, secs, RECORD_FOR, 1);
-    drop(alice);
+    assert_tone_from(&file, secs, RECORD_FOR, Source::Web);
+    drop(participant);
 
     // bedrud killed: its PulseAudio dies with it (and the next start runs exactly one).
     b.signal(Signal::SIGKILL);

@@ -77,10 +77,7 @@ impl RecordingStatus {
         let word = |p: &ProcStatus| match p.state {
             State::Ready => "ready".to_string(),
             State::Restarting => format!("restarting ({} restarts)", p.restarts),
-            s => serde_json::to_value(s)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            s => s.to_string(),
         };
         let pulse = if self.pulse.managed {
             word(&self.pulse)

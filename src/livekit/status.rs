@@ -19,6 +19,18 @@ pub enum State {
     Unreachable,
 }
 
+/// The word the status API shows (`ready`, `restarting`, …): serde's name, so the two never
+/// differ.
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let word = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        f.write_str(&word)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveKitStatus {

@@ -13,6 +13,8 @@ use livekit_api::services::{ServerError, ServiceError};
 use livekit_protocol as proto;
 
 use crate::config::Credentials;
+use crate::egress::ProcStatus;
+use crate::livekit::status::State;
 
 /// How long one call may take. A start waits for an egress worker to accept the request
 /// (LiveKit asks the workers through Redis and gives up after a few seconds itself).
@@ -38,6 +40,16 @@ pub const DENIED_CAUSE: &str = "LiveKit denied the egress request although it wa
     LiveKit, or no egress worker is available";
 pub const DENIED_FIX: &str = "add a redis: section to LiveKit's YAML and ensure Redis is healthy; \
     check that livekit.apiKey/apiSecret match LiveKit's keys";
+
+/// bedrud's own worker (embedded mode) records a composite with video's sound from the
+/// PulseAudio daemon bedrud runs for it; without one egress' `pactl` fails, or the file is silent.
+pub const NO_PULSE_CAUSE: &str = "a recording with video takes its sound from PulseAudio, and \
+    pulseaudio is not installed for bedrud's egress worker";
+pub const NO_PULSE_FIX: &str = "install it (apt install pulseaudio pulseaudio-utils) and restart \
+    bedrud, or record audio only (\"audioOnly\": true)";
+pub const PULSE_DOWN_FIX: &str = "bedrud restarts it by itself: retry in a few seconds; if it \
+    keeps failing, see recording.pulse in GET /api/admin/livekit and bedrud's log (pulseaudio \
+    lines). Audio-only recordings (\"audioOnly\": true) work meanwhile";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EgressError {
@@ -105,6 +117,30 @@ fn classify_twirp(code: &str, msg: &str) -> EgressError {
     } else {
         EgressError::Refused(msg.into())
     }
+}
+
+/// Whether a composite with video may be asked of the worker now, given the PulseAudio bedrud
+/// runs for it (`None` in external mode: the worker's PulseAudio is not bedrud's to see, and
+/// egress' own answer is all there is). Refused up front, before the room's slot is taken:
+/// egress would accept the request and then fail in `pactl`, or record silence.
+pub fn video_refusal(pulse: Option<&ProcStatus>) -> Option<EgressError> {
+    let pulse = pulse?;
+    if !pulse.managed {
+        return Some(unavailable(NO_PULSE_CAUSE, NO_PULSE_FIX));
+    }
+    if pulse.state == State::Ready {
+        return None;
+    }
+    let last = match &pulse.last_error {
+        Some(e) => format!(" (last error: {e})"),
+        None => String::new(),
+    };
+    let cause = format!(
+        "a recording with video takes its sound from the PulseAudio daemon bedrud runs for the \
+         egress worker, and it is not running: {}{last}",
+        pulse.state
+    );
+    Some(unavailable(&cause, PULSE_DOWN_FIX))
 }
 
 /// The egress side of bedrud: LiveKit's address and the key pair that signs each request.
@@ -219,12 +255,15 @@ impl Egress {
     }
 }
 
-/// MP4 with Opus audio and H.264 video.
+/// MP4 with Opus audio and H.264 video at 720p30 (3 Mbit/s). Not `livekit-api`'s default
+/// 1080p30: on the 2-core test machine that took most of a core more, 1.6 GB, and its file held
+/// 4.8 s of audio for 11.8 s recorded (docs/recording.md, "At 1080p30").
 fn encoding() -> livekit_api::services::egress::encoding::EncodingOptions {
-    livekit_api::services::egress::encoding::EncodingOptions {
+    use livekit_api::services::egress::encoding;
+    encoding::EncodingOptions {
         audio_codec: proto::AudioCodec::Opus,
         video_codec: proto::VideoCodec::H264Main,
-        ..Default::default()
+        ..encoding::H264_720P_30
     }
 }
 
@@ -263,5 +302,46 @@ mod tests {
         let e = encoding();
         assert_eq!(e.audio_codec, proto::AudioCodec::Opus);
         assert_eq!(e.video_codec, proto::VideoCodec::H264Main);
+        assert_eq!((e.width, e.height, e.framerate), (1280, 720, 30));
+    }
+
+    fn pulse(managed: bool, state: State, last_error: Option<&str>) -> ProcStatus {
+        ProcStatus {
+            managed,
+            state,
+            pid: None,
+            restarts: 1,
+            last_error: last_error.map(str::to_string),
+            address: None,
+            config_file: None,
+        }
+    }
+
+    #[test]
+    fn video_needs_bedruds_pulseaudio_running() {
+        // External mode: nothing of the worker's PulseAudio to see.
+        assert!(video_refusal(None).is_none());
+        assert!(video_refusal(Some(&pulse(true, State::Ready, None))).is_none());
+        let e = video_refusal(Some(&pulse(false, State::Stopped, Some("not installed"))));
+        let e = e.expect("not installed").to_string();
+        assert!(
+            e.contains("not installed") && e.contains("apt install"),
+            "{e}"
+        );
+        for state in [State::Restarting, State::Starting, State::Stopped] {
+            let down = pulse(true, state, Some("exited with status 1"));
+            let e = video_refusal(Some(&down)).expect("down").to_string();
+            assert!(
+                e.starts_with("recording is unavailable: ")
+                    && e.contains("exited with status 1")
+                    && e.contains("fix: bedrud restarts it"),
+                "{e}"
+            );
+        }
+        let e = video_refusal(Some(&pulse(true, State::Restarting, None))).unwrap();
+        assert!(
+            e.to_string().contains("not running: restarting; fix:"),
+            "{e}"
+        );
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Credentials};
 use crate::livekit::client::{LiveKitClient, LkError};
+use crate::livekit::status::LiveKitStatus;
 use crate::store::{NewRecording, Outcome, Recording, RecordingStatus, Store, StoreError};
 pub use egress::EgressError;
 pub use storage::StorageError;
@@ -69,6 +70,9 @@ pub struct Recorder {
     /// Egress ids whose participant was missing at the last reconciliation pass.
     missing: std::sync::Mutex<std::collections::HashSet<String>>,
     config: watch::Receiver<Arc<Config>>,
+    /// The processes embedded mode runs for recording (`recording: None` otherwise): a
+    /// composite with video is refused up front while bedrud's PulseAudio is not running.
+    status: watch::Receiver<LiveKitStatus>,
     /// One `process_recording` at a time in this process (a webhook and reconciliation may
     /// both see the same end); the store's conditional updates guard across instances.
     settling: tokio::sync::Mutex<()>,
@@ -104,6 +108,7 @@ impl Recorder {
         livekit_host: &str,
         credentials: &Credentials,
         config: watch::Receiver<Arc<Config>>,
+        status: watch::Receiver<LiveKitStatus>,
     ) -> Recorder {
         let s3 = config
             .borrow()
@@ -118,6 +123,7 @@ impl Recorder {
             livekit,
             missing: Default::default(),
             config,
+            status,
             settling: Default::default(),
             s3,
         }
@@ -173,7 +179,9 @@ impl Recorder {
     }
 
     /// Starts recording `room`: takes the room's slot in the store first (so two starts cannot
-    /// both reach egress), then asks egress; the slot is given back if egress refuses.
+    /// both reach egress), then asks egress; the slot is given back if egress refuses. A
+    /// composite with video that bedrud's own worker cannot record (its PulseAudio not
+    /// running) is refused before anything changes.
     pub async fn start(
         &self,
         room: &str,
@@ -182,6 +190,18 @@ impl Recorder {
         audio_only: bool,
     ) -> Result<Recording, RecordingError> {
         self.ensure_enabled()?;
+        if !audio_only {
+            let pulse = self
+                .status
+                .borrow()
+                .recording
+                .as_ref()
+                .map(|r| r.pulse.clone());
+            if let Some(refused) = egress::video_refusal(pulse.as_ref()) {
+                tracing::warn!(%room, "recording with video refused: {refused}");
+                return Err(refused.into());
+            }
+        }
         // The bucket is tried before anything is recorded: a meeting recorded only to fail
         // its upload at the end would be lost.
         let target = match self.bucket()? {
@@ -219,6 +239,8 @@ impl Recorder {
                     .join(files::file_name(&rec.id))
                     .display()
                     .to_string(),
+                // No JSON manifest left beside the file in `.incoming/` (bedrud uses none).
+                disable_manifest: true,
                 ..Default::default()
             },
             Target::Bucket(bucket) => bucket.egress_output(&rec.id),

@@ -85,11 +85,43 @@ pub fn dominant_frequency(samples: &[f64]) -> (f64, f64) {
     (best, rms)
 }
 
+/// How egress got what it recorded, which sets how exact the file can be.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Source {
+    /// GStreamer subscribed to the tracks itself (audio-only composite, track egress): the file
+    /// holds what egress reports, within the ±1 s every check allows, and the tone throughout.
+    Sdk,
+    /// Chromium showed and played the room (composite with video). The file may be up to
+    /// [`WEB_EXTRA_SECS`] longer than reported, and the sound has passed through Chromium and
+    /// PulseAudio: on a starved machine it may drop out, so one second of the tone may miss.
+    Web,
+}
+
+/// Egress counts a web recording from its "pipeline playing" to the stop request; the file also
+/// holds what the pipeline encoded just before the first and drained to its end after the second
+/// (0.2 to 1.3 s more, seen on the 2-core test machine at load average 9 to 17).
+pub const WEB_EXTRA_SECS: f64 = 2.0;
+
+/// `secs` of `what` in `file` match the `reported_secs` egress reported: within 1 s, or, for a
+/// web recording, up to [`WEB_EXTRA_SECS`] more.
+pub fn assert_length(file: &Path, what: &str, secs: f64, reported_secs: f64, source: Source) {
+    let extra = if source == Source::Web {
+        WEB_EXTRA_SECS
+    } else {
+        1.0
+    };
+    assert!(
+        secs > reported_secs - 1.0 && secs < reported_secs + extra,
+        "{}: {secs:.2} s of {what}, egress reported {reported_secs:.2} s",
+        file.display()
+    );
+}
+
 /// The file holds the tone: the decoded audio is as long as egress says it recorded (and most
 /// of the `recorded_for` it was recording), and each whole second of it, but the first, is
 /// 440 Hz.
 pub fn assert_tone(file: &Path, reported_secs: f64, recorded_for: Duration) {
-    assert_tone_missing_at_most(file, reported_secs, recorded_for, 0);
+    assert_tone_from(file, reported_secs, recorded_for, Source::Sdk);
 }
 
 /// Each whole second of `samples` but the first that is not the tone, described. The first
@@ -105,28 +137,19 @@ pub fn tone_misses(samples: &[f64]) -> Vec<String> {
         .collect()
 }
 
-/// [`assert_tone`], where up to `allowed` whole seconds may miss the tone: sound that passed
-/// through Chromium and PulseAudio (a room composite with video) may drop out for a moment on
-/// a loaded machine (docs/recording.md, "The test").
-pub fn assert_tone_missing_at_most(
-    file: &Path,
-    reported_secs: f64,
-    recorded_for: Duration,
-    allowed: usize,
-) {
+/// [`assert_tone`] for a recording made as `source` says: for [`Source::Web`] the length may be
+/// up to [`WEB_EXTRA_SECS`] over and one whole second may miss the tone.
+pub fn assert_tone_from(file: &Path, reported_secs: f64, recorded_for: Duration, source: Source) {
     let samples = decode(file);
     let secs = samples.len() as f64 / RATE as f64;
-    assert!(
-        (secs - reported_secs).abs() < 1.0,
-        "{}: {secs:.2} s of audio, egress reported {reported_secs:.2} s",
-        file.display()
-    );
+    assert_length(file, "audio", secs, reported_secs, source);
     assert!(
         secs >= recorded_for.as_secs_f64() - 2.0,
         "{}: only {secs:.2} s of audio for {recorded_for:?} of recording",
         file.display()
     );
     let misses = tone_misses(&samples);
+    let allowed = if source == Source::Web { 1 } else { 0 };
     assert!(
         misses.len() <= allowed,
         "{}: not the {TONE_HZ} Hz tone: {}",

@@ -4,9 +4,11 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod audio;
+pub mod egress;
 mod in_process;
 pub mod pulseaudio;
 pub mod s3;
+pub mod video;
 pub mod webhooks;
 
 #[allow(unused_imports)] // only the API test binaries use it
@@ -647,6 +649,36 @@ pub fn call_with(
     let text = resp.body_mut().read_to_string().unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, json)
+}
+
+/// `GET` with a bearer token and optionally a `Range` header → (status, headers, body bytes):
+/// a recording's download.
+pub fn get_bytes(
+    url: &str,
+    token: &str,
+    range: Option<&str>,
+) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut req = agent
+        .get(url)
+        .header("Authorization", &format!("Bearer {token}"));
+    if let Some(r) = range {
+        req = req.header("Range", r);
+    }
+    let mut resp = req.call().unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(512 * 1024 * 1024)
+        .read_to_vec()
+        .unwrap();
+    (status, headers, body)
 }
 
 /// The claims of a JWT, read without checking its signature (the tests check what was signed).
