@@ -423,6 +423,26 @@ fn recording_deb_under_a_booted_systemd_records_a_room_through_the_api() {
     let mut kinds = audio::streams(&file);
     kinds.sort();
     assert_eq!(kinds, ["audio:opus", "video:h264"], "{done}");
+    // Chromium's window was captured: a picture, and frames throughout (30 a second, whatever
+    // the load, in tests/egress.rs; here at least half of them).
+    let probe = run_ok(
+        Command::new(audio::tool("ffprobe"))
+            .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
+            .args(["-show_entries", "stream=width,height,nb_read_packets"])
+            .args(["-of", "csv=p=0"])
+            .arg(&file),
+    );
+    let video: Vec<u64> = probe
+        .trim()
+        .split(',')
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("ffprobe: {probe}")))
+        .collect();
+    let frames_expected = 15.0 * secs(&done["durationMs"]);
+    assert!(
+        video.len() == 3 && video[0] > 0 && video[1] > 0 && video[2] as f64 >= frames_expected,
+        "width, height, frames: {video:?} for {done}"
+    );
+    figures.push(format!("video: width, height, frames {video:?}"));
     // The sound went through Chromium and PulseAudio: one second may drop out.
     audio::assert_tone_missing_at_most(&file, secs(&done["durationMs"]), RECORD_FOR, 1);
     drop(alice);
