@@ -445,7 +445,35 @@ fn recording_deb_under_a_booted_systemd_records_a_room_through_the_api() {
     figures.push(format!("video: width, height, frames {video:?}"));
     // The sound went through Chromium and PulseAudio: one second may drop out.
     audio::assert_tone_missing_at_most(&file, secs(&done["durationMs"]), RECORD_FOR, 1);
-    drop(alice);
+
+    // The participant leaves; `systemctl stop` then ends bedrud and everything it runs for
+    // recording, cleanly. (LiveKit's drain may run out its stopGracePeriod, 20 s: the video
+    // composite's Chromium participant, stopped without leaving, stays in the room until its
+    // ICE connection times out; then bedrud forces LiveKit to stop, as designed.)
+    let mut alice = alice;
+    alice.send("leave");
+    alice.wait_event("disconnected", |_| true);
+    alice.wait_exit();
+    let cursor = b.cursor();
+    let t = Instant::now();
+    b.sh_ok("systemctl stop bedrud");
+    let line = format!("systemctl stop with recording: {:?}", t.elapsed());
+    eprintln!("booted: {line}");
+    figures.push(line);
+    assert_eq!(b.show("Result"), "success");
+    assert_eq!(b.show("ExecMainStatus"), "0", "bedrud exits 0 on SIGTERM");
+    let stopping: String = b
+        .journal(Some(&cursor))
+        .iter()
+        .filter_map(|e| e.get("MESSAGE").and_then(Value::as_str))
+        .map(|m| format!("{m}\n"))
+        .collect();
+    assert!(stopping.contains("LiveKit stopped"), "{stopping}");
+    figures.push(format!(
+        "LiveKit forced to stop after its drain: {}",
+        stopping.contains("forcing it to stop")
+    ));
+    assert!(unit_processes(&b).is_empty(), "{:?}", unit_processes(&b));
 
     let line = format!("booted recording test: {:?}", test_start.elapsed());
     figures.push(line);
