@@ -20,9 +20,9 @@ use super::*;
 /// /32s inside netns-run's 10.200.0.0/24 (the only non-loopback addresses
 /// `require_private_network` accepts, and the other tests of this binary check it while this
 /// one runs), joined by a host route each way, more specific than netns-run's own /24.
-/// (Not a pair of the test's own moved in with `--network-interface=`: nspawn looks that one up
-/// in /sys/class/net, which shows the interfaces of the namespace /sys was mounted in, not of
-/// netns-run's.)
+/// (Not a pair of the test's own moved in with `--network-interface=`: nspawn 252 then fails
+/// with `Failed to get device …: No data available`, most likely because it looks devices up
+/// through /sys, which netns-run does not remount for its namespace.)
 const MACHINE: &str = "bedrud-rec";
 const HOST_END: &str = "ve-bedrud-rec";
 const CONTAINER_END: &str = "host0";
