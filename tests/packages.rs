@@ -7,6 +7,9 @@
 // The booted-systemd tests, in their own file (tests/packages/ is not a test target of its own).
 #[path = "packages/booted.rs"]
 mod booted;
+// A booted root with both packages that records a room through bedrud's API.
+#[path = "packages/booted_recording.rs"]
+mod booted_recording;
 mod common;
 
 use std::collections::BTreeSet;
@@ -650,6 +653,12 @@ const EGRESS_ELEMENTS: [&str; 29] = [
 /// The downloaded .debs of bedrud-recording's dependencies (scripts/debian-root.sh), put into
 /// the root's apt cache so that apt installs them offline.
 fn offer_recording_dependencies(r: &DebianRoot) {
+    copy_recording_dependencies(&r.path("/var/cache/apt/archives"));
+}
+
+/// Copies the downloaded .debs of bedrud-recording's dependencies into `cache`, a root's
+/// /var/cache/apt/archives.
+fn copy_recording_dependencies(cache: &Path) {
     let debs = repo_root().join(".tools/recording-debs");
     assert!(
         debs.join("depends").is_file(),
@@ -657,7 +666,6 @@ fn offer_recording_dependencies(r: &DebianRoot) {
          scripts/debian-root.sh (needs the Debian mirror; scripts/setup.sh does)",
         debs.display()
     );
-    let cache = r.path("/var/cache/apt/archives");
     for entry in std::fs::read_dir(&debs).unwrap().flatten() {
         if entry.path().extension().is_some_and(|e| e == "deb") {
             std::fs::copy(entry.path(), cache.join(entry.file_name())).unwrap();

@@ -37,8 +37,14 @@ pub struct Booted {
 }
 
 impl Booted {
-    /// Boots a copy of `.tools/NAME` (scripts/debian-root.sh).
+    /// Boots a copy of `.tools/NAME` (scripts/debian-root.sh) with nothing but its own loopback.
     pub fn boot(name: &str) -> Booted {
+        Booted::boot_with(name, &["--private-network".to_string()])
+    }
+
+    /// Boots a copy of `.tools/NAME` with `network` as nspawn's network options (e.g.
+    /// `--network-interface=IF`, which implies `--private-network`).
+    pub fn boot_with(name: &str, network: &[String]) -> Booted {
         assert!(
             nix::unistd::geteuid().is_root(),
             "the booted package tests run systemd-nspawn and must run as root"
@@ -59,7 +65,8 @@ impl Booted {
             });
         }
         let child = cmd
-            .args(["--register=no", "--keep-unit", "--private-network"])
+            .args(["--register=no", "--keep-unit"])
+            .args(network)
             .args(["--console=read-only", "-D"])
             .arg(&root)
             .arg("-b")
@@ -151,8 +158,13 @@ impl Booted {
     /// Runs `script` with /bin/sh in all the container's namespaces, as its root, in a clean
     /// environment; bounded by COMMAND_BOUND.
     pub fn sh(&self, script: &str) -> Output {
+        self.sh_within(COMMAND_BOUND, script)
+    }
+
+    /// [`Booted::sh`] with its own bound, in seconds.
+    pub fn sh_within(&self, bound: &str, script: &str) -> Output {
         Command::new("timeout")
-            .args(["--kill-after=5", COMMAND_BOUND, "nsenter", "-a", "-r", "-w"])
+            .args(["--kill-after=5", bound, "nsenter", "-a", "-r", "-w"])
             .args(["-t", &self.init.to_string()])
             .args(["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
             .args([
@@ -166,7 +178,12 @@ impl Booted {
     }
 
     pub fn sh_ok(&self, script: &str) -> String {
-        let out = self.sh(script);
+        self.sh_ok_within(COMMAND_BOUND, script)
+    }
+
+    /// [`Booted::sh_ok`] with its own bound, in seconds.
+    pub fn sh_ok_within(&self, bound: &str, script: &str) -> String {
+        let out = self.sh_within(bound, script);
         assert!(
             out.status.success(),
             "`{script}` failed in the booted root:\n{}\n{}",
@@ -176,6 +193,16 @@ impl Booted {
                 .escape_ascii()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a program of the test's own file system (e.g. `ip`) in the container's network
+    /// namespace only, as the host side sets up the container's link; fails the test if it fails.
+    pub fn in_network(&self, program: &str, args: &[&str]) -> String {
+        run_ok(
+            Command::new("nsenter")
+                .args(["-t", &self.init.to_string(), "-n", program])
+                .args(args),
+        )
     }
 
     /// The uid of a user of the root.
