@@ -7,6 +7,10 @@
 //! (`event_batch`), so one writer with the whole burst in each batch does better than several
 //! side by side, each with a small batch and its own commit (eight writers, measured in
 //! docs/benchmarks.md). Events are applied in arrival order.
+//!
+//! On SQLite the writer has a thread of its own and runs each batch on it (`sqlite_writer`): a
+//! batch then costs waking that thread and waking the handlers it answers, with no hand-off in
+//! between. On PostgreSQL it is a task, its statements network round trips anyway.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,10 +32,23 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Starts the writer on the current tokio runtime.
+    /// Starts the writer: on a thread of its own for SQLite, else on the current tokio runtime.
     pub fn start(store: Store) -> EventLog {
         let (queue, pending) = mpsc::channel(QUEUE);
-        tokio::spawn(write(store, pending));
+        if store.has_sqlite_writer() {
+            // A runtime of its own only to await the queue and the mirror's lock; the batch's
+            // statements run synchronously on this thread.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the webhook event writer's runtime");
+            std::thread::Builder::new()
+                .name("bedrud-events".into())
+                .spawn(move || runtime.block_on(write(store, pending, true)))
+                .expect("the webhook event writer's thread");
+        } else {
+            tokio::spawn(write(store, pending, false));
+        }
         EventLog { queue }
     }
 
@@ -47,12 +64,20 @@ impl EventLog {
     }
 }
 
-async fn write(store: Store, mut pending: mpsc::Receiver<(Event, Reply)>) {
+/// `here`: on the writer's own thread, where SQLite's work runs in place.
+async fn apply(store: &Store, events: &[&Event], here: bool) -> Result<Vec<Applied>> {
+    match here {
+        true => store.apply_events_here(events).await,
+        false => store.apply_events(events).await,
+    }
+}
+
+async fn write(store: Store, mut pending: mpsc::Receiver<(Event, Reply)>, here: bool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let events: Vec<&Event> = batch.iter().map(|(e, _)| e).collect();
         tracing::debug!(events = events.len(), "applying a batch of webhook events");
-        match store.apply_events(&events).await {
+        match apply(&store, &events, here).await {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
                     // A handler whose client went away no longer listens; its event is stored.
@@ -72,8 +97,7 @@ async fn write(store: Store, mut pending: mpsc::Receiver<(Event, Reply)>) {
                     "a batch of webhook events failed ({e}); storing them one by one"
                 );
                 for (event, reply) in batch.drain(..) {
-                    let outcome = store
-                        .apply_events(&[&event])
+                    let outcome = apply(&store, &[&event], here)
                         .await
                         .map(|mut o| o.pop().expect("one outcome per event"));
                     let _ = reply.send(outcome);

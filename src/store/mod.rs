@@ -191,6 +191,11 @@ impl Store {
         self.kind
     }
 
+    /// Whether webhook events are applied on a SQLite connection of their own.
+    fn has_sqlite_writer(&self) -> bool {
+        self.sqlite_writer.is_some()
+    }
+
     /// Answers when the database does (for `/ready`).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

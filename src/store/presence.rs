@@ -103,6 +103,16 @@ impl Store {
     /// Applies each event, in order, unless its id was applied before (or earlier in `events`):
     /// all in one transaction, so either every outcome returned is committed or none is.
     pub async fn apply_events(&self, events: &[&Event]) -> Result<Vec<Applied>> {
+        self.apply_batch(events, false).await
+    }
+
+    /// The same, called on the event writer's own thread (`event_log`): SQLite's work runs right
+    /// there, without a hand-off to another thread.
+    pub(super) async fn apply_events_here(&self, events: &[&Event]) -> Result<Vec<Applied>> {
+        self.apply_batch(events, true).await
+    }
+
+    async fn apply_batch(&self, events: &[&Event], here: bool) -> Result<Vec<Applied>> {
         let _writing = self.mirror_write().await;
         let rooms: Vec<&str> = events
             .iter()
@@ -114,6 +124,8 @@ impl Store {
         // shared one re-reads the rooms after the commit.
         let counting = self.kind == super::Kind::Sqlite && self.mirror.is_some();
         let (outcomes, changes) = match &self.sqlite_writer {
+            Some(writer) if here => writer
+                .transaction_here(|db| now(super::event_batch::apply(db, events, counting)))?,
             // The whole batch in one hand-off to a blocking thread (see `sqlite_writer`).
             Some(writer) => {
                 let events: Vec<Event> = events.iter().map(|e| (*e).clone()).collect();

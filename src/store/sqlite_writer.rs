@@ -1,6 +1,7 @@
 //! The SQLite event writer's own connection: a second connection to the same file, through
-//! rusqlite on the same SQLite library sqlx links. A batch of webhook events runs on it inside
-//! one blocking task, so a batch costs one hand-off to a blocking thread and back; through sqlx
+//! rusqlite on the same SQLite library sqlx links. A batch of webhook events runs on it on the
+//! event writer's own thread (`event_log`), or in one blocking task when applied from elsewhere
+//! (one hand-off to a blocking thread and back); through sqlx
 //! each statement is a round trip to the connection's worker thread (a batch is seven, with
 //! BEGIN and COMMIT), and those thread switches, not SQLite, were where ingest spent its time
 //! (profile in docs/benchmarks.md).
@@ -74,24 +75,25 @@ impl SqliteWriter {
         &self,
         work: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let conn = self.conn.clone();
-        let asked = Instant::now();
-        let (t, ran) = tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            // A panic in an earlier batch rolled its transaction back when it unwound.
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            let conn = conn.as_mut().ok_or(StoreError::WriterStopped)?;
-            let mut tx = Tx(conn.transaction_with_behavior(TransactionBehavior::Immediate)?);
-            let t = work(&mut tx)?;
-            tx.0.commit()?;
-            Ok::<_, StoreError>((t, started.elapsed()))
-        })
-        .await
-        .map_err(|_| StoreError::WriterStopped)??;
+        let writer = self.clone();
+        tokio::task::spawn_blocking(move || writer.transaction_here(work))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// The same, on this thread: for the event writer's own thread (`event_log`), which has
+    /// nothing else to do meanwhile.
+    pub fn transaction_here<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        // A panic in an earlier batch rolled its transaction back when it unwound.
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = conn.as_mut().ok_or(StoreError::WriterStopped)?;
+        let mut tx = Tx(conn.transaction_with_behavior(TransactionBehavior::Immediate)?);
+        let t = work(&mut tx)?;
+        tx.0.commit()?;
         tracing::debug!(
-            ran_us = ran.as_micros() as u64,
-            total_us = asked.elapsed().as_micros() as u64,
-            "SQLite writer transaction"
+            took_us = started.elapsed().as_micros() as u64,
+            "SQLite writer transaction committed"
         );
         Ok(t)
     }
