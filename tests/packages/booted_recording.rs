@@ -118,28 +118,6 @@ fn journal_tail(b: &Booted) -> String {
     .into_owned()
 }
 
-/// `GET` of a whole file with a bearer token → (status, body bytes).
-fn download(url: &str, token: &str) -> (u16, Vec<u8>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
-    let mut resp = agent
-        .get(url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(512 * 1024 * 1024)
-        .read_to_vec()
-        .unwrap();
-    (status, body)
-}
-
 /// One recording through bedrud's API, as a moderator does it: start with `body`, wait until
 /// it is active, record for RECORD_FOR, stop, wait until it is complete, and download it into
 /// `dir`. Returns the finished recording's JSON and the downloaded file.
@@ -211,7 +189,7 @@ fn record(
     let (uid, _, mode) = owner_and_mode_in(b, &stored);
     assert_eq!(uid, b.uid("bedrud"), "{stored}");
     assert_eq!(mode & 0o077, 0, "{stored} is readable by others: {mode:o}");
-    let (st, bytes) = download(&api(&format!("/api/recordings/{id}/download")), token);
+    let (st, _, bytes) = get_bytes(&api(&format!("/api/recordings/{id}/download")), token, None);
     assert_eq!(st, 200);
     assert_eq!(Some(bytes.len() as i64), done["size"].as_i64(), "{done}");
     assert_eq!(bytes, std::fs::read(b.path(&stored)).unwrap());
