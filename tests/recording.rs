@@ -97,6 +97,8 @@ fn relay_one(conn: std::net::TcpStream, target: &str, drop: &AtomicBool, dropped
     );
 }
 
+const TONE_ROOM: &str = "tone";
+
 struct Stack {
     redis: Option<Proc>,
     _livekit: LiveKitProcess,
@@ -110,6 +112,23 @@ struct Stack {
 impl Stack {
     fn start() -> Stack {
         Stack::start_with("")
+    }
+
+    /// What every test here records: alice signs up and creates room `TONE_ROOM`, where a real
+    /// participant publishes the 440 Hz tone. Returns alice's token and the participant.
+    fn tone_room(&self) -> (String, Participant) {
+        let (alice, _, _) = self.bedrud.register("alice@bedrud.test");
+        let (st, r) = self.bedrud.call(
+            "POST",
+            "/api/room/create",
+            Some(&alice),
+            Some(json!({"name": TONE_ROOM})),
+        );
+        assert_eq!(st, 201, "{r}");
+        let ws = format!("ws://127.0.0.1:{}", self.sandbox.ports.livekit);
+        let participant = Participant::join(&ws, &participant_token(TONE_ROOM), &[]);
+        participant.wait_event("published", |e| e["source"] == "microphone");
+        (alice, participant)
     }
 
     /// The stack with `recording` holding these extra lines (indented under `recording:`).
@@ -303,19 +322,9 @@ fn recordings_through_the_api_hold_the_tone_and_recover_from_lost_webhooks() {
     require_private_network("recording");
     let stack = Stack::start();
     let b = &stack.bedrud;
-    let (alice, _, _) = b.register("alice@bedrud.test");
+    let (alice, participant) = stack.tone_room();
     let (bob, _, _) = b.register("bob@bedrud.test");
-    let room = "tone";
-    let (st, r) = b.call(
-        "POST",
-        "/api/room/create",
-        Some(&alice),
-        Some(json!({"name": room})),
-    );
-    assert_eq!(st, 201, "{r}");
-    let ws = format!("ws://127.0.0.1:{}", stack.sandbox.ports.livekit);
-    let participant = Participant::join(&ws, &participant_token(room), &[]);
-    participant.wait_event("published", |e| e["source"] == "microphone");
+    let room = TONE_ROOM;
 
     let start_path = format!("/api/room/{room}/recording/start");
     let stop_path = format!("/api/room/{room}/recording/stop");
@@ -519,18 +528,8 @@ fn age_recording(db: &Path, id: &str) {
 fn a_dead_worker_fails_the_recording_and_redis_down_is_a_503_with_the_cause() {
     require_private_network("recording");
     let mut stack = Stack::start();
-    let (alice, _, _) = stack.bedrud.register("alice@bedrud.test");
-    let room = "tone";
-    let (st, r) = stack.bedrud.call(
-        "POST",
-        "/api/room/create",
-        Some(&alice),
-        Some(json!({"name": room})),
-    );
-    assert_eq!(st, 201, "{r}");
-    let ws = format!("ws://127.0.0.1:{}", stack.sandbox.ports.livekit);
-    let participant = Participant::join(&ws, &participant_token(room), &[]);
-    participant.wait_event("published", |e| e["source"] == "microphone");
+    let (alice, participant) = stack.tone_room();
+    let room = TONE_ROOM;
     let start_path = format!("/api/room/{room}/recording/start");
     let audio = json!({"audioOnly": true});
 
@@ -650,18 +649,8 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
     assert_eq!(finding["level"], "OK", "{finding}");
 
     let b = &stack.bedrud;
-    let (alice, _, _) = b.register("alice@bedrud.test");
-    let room = "tone";
-    let (st, r) = b.call(
-        "POST",
-        "/api/room/create",
-        Some(&alice),
-        Some(json!({"name": room})),
-    );
-    assert_eq!(st, 201, "{r}");
-    let ws = format!("ws://127.0.0.1:{}", stack.sandbox.ports.livekit);
-    let participant = Participant::join(&ws, &participant_token(room), &[]);
-    participant.wait_event("published", |e| e["source"] == "microphone");
+    let (alice, participant) = stack.tone_room();
+    let room = TONE_ROOM;
     let start_path = format!("/api/room/{room}/recording/start");
     let stop_path = format!("/api/room/{room}/recording/stop");
     let audio = json!({"audioOnly": true});
