@@ -396,6 +396,13 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        // `spawn` returns once the child has swapped in its new memory, but the kernel sets the
+        // bounds of its environment a moment later; until then /proc/PID/environ reads empty. So
+        // wait (bounded) for it to show: bedrud only ever looks for processes long since started.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while marked_processes(&owner).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert_eq!(marked_processes(&owner), vec![pid]);
         assert!(marked_processes(&format!("{owner}-other")).is_empty());
         assert_eq!(kill_marked(&owner), 1);
