@@ -19,7 +19,6 @@ use common::egress::{wait_status, write_worker_config};
 use common::pulseaudio::PulseAudio;
 use common::video::{frame_pixels, share_of, video_stream, CAMERA_RGB};
 use common::*;
-use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_api::services::egress::{
     encoding, EgressClient, EgressOutput, RoomCompositeOptions, TrackEgressOutput,
 };
@@ -57,7 +56,7 @@ struct Chain {
 /// a failed test). So the whole tree goes, from one snapshot taken while it is intact.
 impl Drop for Chain {
     fn drop(&mut self) {
-        for (pid, ..) in process_tree(self.egress.0.id()) {
+        for ProcStat { pid, .. } in process_tree(self.egress.0.id()) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
@@ -232,8 +231,18 @@ struct Usage {
     sampler: std::thread::JoinHandle<String>,
 }
 
-/// One process as /proc shows it: (parent, name, CPU ticks, RSS kB, PSS kB).
-fn proc_stat(pid: u32) -> Option<(u32, String, u64, u64, u64)> {
+/// One process as /proc shows it.
+struct ProcStat {
+    pid: u32,
+    parent: u32,
+    name: String,
+    /// User and system CPU time, in clock ticks.
+    ticks: u64,
+    rss_kb: u64,
+    pss_kb: u64,
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The name is in parentheses and may hold spaces; the fields after it are space-separated.
     let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
@@ -247,37 +256,31 @@ fn proc_stat(pid: u32) -> Option<(u32, String, u64, u64, u64)> {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     };
-    Some((
-        f[1].parse().ok()?,
-        name.to_string(),
+    Some(ProcStat {
+        pid,
+        parent: f[1].parse().ok()?,
+        name: name.to_string(),
         ticks,
-        kb("Rss:"),
-        kb("Pss:"),
-    ))
+        rss_kb: kb("Rss:"),
+        pss_kb: kb("Pss:"),
+    })
 }
 
-/// `root` and every process below it, with what [`proc_stat`] says of each.
-fn process_tree(root: u32) -> Vec<(u32, String, u64, u64, u64)> {
-    let all: Vec<(u32, (u32, String, u64, u64, u64))> = std::fs::read_dir("/proc")
+/// `root` and every process below it.
+fn process_tree(root: u32) -> Vec<ProcStat> {
+    let all: Vec<ProcStat> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter_map(|pid: u32| Some((pid, proc_stat(pid)?)))
+        .filter_map(proc_stat)
         .collect();
     let mut tree = vec![root];
     let mut i = 0;
     while i < tree.len() {
         let parent = tree[i];
-        tree.extend(
-            all.iter()
-                .filter(|(_, s)| s.0 == parent)
-                .map(|(pid, _)| *pid),
-        );
+        tree.extend(all.iter().filter(|p| p.parent == parent).map(|p| p.pid));
         i += 1;
     }
-    all.into_iter()
-        .filter(|(pid, _)| tree.contains(pid))
-        .map(|(pid, (_, name, ticks, rss, pss))| (pid, name, ticks, rss, pss))
-        .collect()
+    all.into_iter().filter(|p| tree.contains(&p.pid)).collect()
 }
 
 impl Usage {
@@ -287,20 +290,20 @@ impl Usage {
         let sampler = std::thread::spawn(move || {
             // SAFETY: sysconf has no preconditions.
             let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-            let ticks = |procs: &[(u32, String, u64, u64, u64)]| {
+            let ticks = |procs: &[ProcStat]| {
                 procs
                     .iter()
-                    .map(|p| (p.0, p.2))
+                    .map(|p| (p.pid, p.ticks))
                     .collect::<std::collections::HashMap<_, _>>()
             };
             let began = Instant::now();
             let first = ticks(&process_tree(worker));
-            let pulse_first = proc_stat(pulse).map_or(0, |p| p.2);
+            let pulse_first = proc_stat(pulse).map_or(0, |p| p.ticks);
             let (mut rss, mut pss, mut last) = (0, 0, Vec::new());
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 last = process_tree(worker);
-                rss = rss.max(last.iter().map(|p| p.3).sum());
-                pss = pss.max(last.iter().map(|p| p.4).sum());
+                rss = rss.max(last.iter().map(|p| p.rss_kb).sum());
+                pss = pss.max(last.iter().map(|p| p.pss_kb).sum());
                 std::thread::sleep(Duration::from_millis(500));
             }
             let secs = began.elapsed().as_secs_f64();
@@ -309,8 +312,8 @@ impl Usage {
                 .iter()
                 .map(|(pid, t)| t - first.get(pid).copied().unwrap_or(0).min(*t))
                 .sum();
-            let pulse_used = proc_stat(pulse).map_or(0, |p| p.2) - pulse_first;
-            let mut names: Vec<String> = last.iter().map(|p| p.1.clone()).collect();
+            let pulse_used = proc_stat(pulse).map_or(0, |p| p.ticks) - pulse_first;
+            let mut names: Vec<String> = last.iter().map(|p| p.name.clone()).collect();
             names.sort();
             names.dedup_by(|a, b| a == b);
             format!(
@@ -343,15 +346,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
     rt.block_on(async {
         chain.wait_worker().await;
         let room = "tone";
-        let token = AccessToken::with_api_key("APItest", SECRET)
-            .with_identity("alice")
-            .with_grants(VideoGrants {
-                room_join: true,
-                room: room.into(),
-                ..Default::default()
-            })
-            .to_jwt()
-            .unwrap();
+        let token = livekit_token("alice", room);
         let ws = format!("ws://127.0.0.1:{}", chain.ports.livekit);
         let alice = Participant::join(&ws, &token, &[]);
         let published = alice.wait_event("published", |e| e["source"] == "microphone");
@@ -442,15 +437,7 @@ fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
     rt.block_on(async {
         chain.wait_worker().await;
         let room = "picture";
-        let token = AccessToken::with_api_key("APItest", SECRET)
-            .with_identity("alice")
-            .with_grants(VideoGrants {
-                room_join: true,
-                room: room.into(),
-                ..Default::default()
-            })
-            .to_jwt()
-            .unwrap();
+        let token = livekit_token("alice", room);
         let ws = format!("ws://127.0.0.1:{}", chain.ports.livekit);
         let colour = CAMERA_RGB.map(|c| format!("{c:02x}")).concat();
         let alice = Participant::join(&ws, &token, &["--try-camera", "--camera-colour", &colour]);

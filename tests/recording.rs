@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use common::audio::{assert_tone, streams};
 use common::egress::write_worker_config;
 use common::*;
-use livekit_api::access_token::{AccessToken, VideoGrants};
 use serde_json::{json, Value};
 
 /// How long each recording runs once bedrud reports it active.
@@ -126,7 +125,7 @@ impl Stack {
         );
         assert_eq!(st, 201, "{r}");
         let ws = format!("ws://127.0.0.1:{}", self.sandbox.ports.livekit);
-        let participant = Participant::join(&ws, &participant_token(TONE_ROOM), &[]);
+        let participant = Participant::join(&ws, &livekit_token("tone", TONE_ROOM), &[]);
         participant.wait_event("published", |e| e["source"] == "microphone");
         (alice, participant)
     }
@@ -299,18 +298,6 @@ fn kill_tree(pid: u32) {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-}
-
-fn participant_token(room: &str) -> String {
-    AccessToken::with_api_key("APItest", SECRET)
-        .with_identity("tone")
-        .with_grants(VideoGrants {
-            room_join: true,
-            room: room.into(),
-            ..Default::default()
-        })
-        .to_jwt()
-        .unwrap()
 }
 
 fn secs(ms: &Value) -> f64 {

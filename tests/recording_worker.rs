@@ -18,7 +18,6 @@ use common::audio::{self, assert_length, assert_tone_from, Source};
 use common::egress::wait_status;
 use common::video::{frame_pixels, share_of, video_stream, CAMERA_RGB};
 use common::*;
-use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_api::services::egress::{EgressClient, EgressOutput, RoomCompositeOptions};
 use livekit_api::services::room::{CreateRoomOptions, RoomClient};
 use livekit_protocol as proto;
@@ -94,20 +93,6 @@ fn wait_recording_ready(b: &mut Bedrud, old_worker: Option<u64>) -> (u32, u32, V
         let ready = r["worker"]["state"] == "ready" && r["redis"]["state"] == "ready";
         (ready && Some(worker) != old_worker).then(|| (worker as u32, redis as u32, r.clone()))
     })
-}
-
-/// Every process whose command line or environment names `needle`.
-fn processes_with(file: &str, needle: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| alive(*pid))
-        .filter(|pid| {
-            let text = std::fs::read(format!("/proc/{pid}/{file}")).unwrap_or_default();
-            String::from_utf8_lossy(&text).contains(needle)
-        })
-        .collect()
 }
 
 fn redis_password(data: &Path) -> String {
@@ -201,15 +186,7 @@ fn embedded_mode_runs_redis_and_egress_and_records() {
             .await
             .unwrap();
     });
-    let token = AccessToken::with_api_key("APItest", SECRET)
-        .with_identity("alice")
-        .with_grants(VideoGrants {
-            room_join: true,
-            room: room.into(),
-            ..Default::default()
-        })
-        .to_jwt()
-        .unwrap();
+    let token = livekit_token("alice", room);
     let ws = format!("ws://127.0.0.1:{}", setup.sb.ports.livekit);
     let alice = Participant::join(&ws, &token, &[]);
     alice.wait_event("published", |e| e["source"] == "microphone");

@@ -556,6 +556,20 @@ pub fn get_status(url: &str) -> Option<u16> {
     agent().get(url).call().ok().map(|r| r.status().as_u16())
 }
 
+/// A token signed with the test keys that lets `identity` join `room` at LiveKit directly, as
+/// a participant bedrud did not admit (the recording tests' tone publishers).
+pub fn livekit_token(identity: &str, room: &str) -> String {
+    livekit_api::access_token::AccessToken::with_api_key("APItest", SECRET)
+        .with_identity(identity)
+        .with_grants(livekit_api::access_token::VideoGrants {
+            room_join: true,
+            room: room.into(),
+            ..Default::default()
+        })
+        .to_jwt()
+        .unwrap()
+}
+
 /// Whether `pid` is a live process (a zombie counts as gone: it no longer runs).
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -579,19 +593,30 @@ pub fn wait_gone(pid: u32, what: &str) {
     }
 }
 
-/// Every running livekit-server whose command line mentions `needle`.
-pub fn livekit_processes_mentioning(needle: &str) -> Vec<u32> {
+/// Every running process whose `/proc/PID/{file}` (`cmdline`, `environ`) passes `test`.
+pub fn processes_where(file: &str, test: impl Fn(&str) -> bool) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| alive(*pid))
         .filter(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            cmd.contains("livekit-server") && cmd.contains(needle)
+            let text = std::fs::read(format!("/proc/{pid}/{file}")).unwrap_or_default();
+            test(&String::from_utf8_lossy(&text))
         })
         .collect()
+}
+
+/// Every running process whose command line or environment (`file`) names `needle`.
+pub fn processes_with(file: &str, needle: &str) -> Vec<u32> {
+    processes_where(file, |text| text.contains(needle))
+}
+
+/// Every running livekit-server whose command line mentions `needle`.
+pub fn livekit_processes_mentioning(needle: &str) -> Vec<u32> {
+    processes_where("cmdline", |cmd| {
+        cmd.contains("livekit-server") && cmd.contains(needle)
+    })
 }
 
 /// `cmd` as found on `$PATH`.
