@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::audio::{assert_length, assert_tone_from, streams, Source};
 use common::egress::{wait_status, write_worker_config};
+use common::procs::{proc_stat, process_tree, ProcStat};
 use common::pulseaudio::PulseAudio;
 use common::video::{frame_pixels, share_of, video_stream, CAMERA_RGB};
 use common::*;
@@ -51,17 +52,11 @@ struct Chain {
     out: PathBuf,
 }
 
-/// Egress starts each recording as a handler in a session of its own, and the handler starts
-/// Xvfb and Chromium: killing the worker alone would leave them running (seen: an Xvfb outliving
-/// a failed test). So the whole tree goes, from one snapshot taken while it is intact.
+/// The worker and everything it started: see [`procs::kill_tree`] (seen: an Xvfb outliving a
+/// failed test when only the worker was killed).
 impl Drop for Chain {
     fn drop(&mut self) {
-        for ProcStat { pid, .. } in process_tree(self.egress.0.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        procs::kill_tree(self.egress.0.id());
     }
 }
 
@@ -229,58 +224,6 @@ impl Chain {
 struct Usage {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     sampler: std::thread::JoinHandle<String>,
-}
-
-/// One process as /proc shows it.
-struct ProcStat {
-    pid: u32,
-    parent: u32,
-    name: String,
-    /// User and system CPU time, in clock ticks.
-    ticks: u64,
-    rss_kb: u64,
-    pss_kb: u64,
-}
-
-fn proc_stat(pid: u32) -> Option<ProcStat> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The name is in parentheses and may hold spaces; the fields after it are space-separated.
-    let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
-    let f: Vec<&str> = rest.split(' ').collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    let kb = |key: &str| {
-        rollup
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    Some(ProcStat {
-        pid,
-        parent: f[1].parse().ok()?,
-        name: name.to_string(),
-        ticks,
-        rss_kb: kb("Rss:"),
-        pss_kb: kb("Pss:"),
-    })
-}
-
-/// `root` and every process below it.
-fn process_tree(root: u32) -> Vec<ProcStat> {
-    let all: Vec<ProcStat> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter_map(proc_stat)
-        .collect();
-    let mut tree = vec![root];
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        tree.extend(all.iter().filter(|p| p.parent == parent).map(|p| p.pid));
-        i += 1;
-    }
-    all.into_iter().filter(|p| tree.contains(&p.pid)).collect()
 }
 
 impl Usage {

@@ -266,40 +266,6 @@ fn start_worker(dir: &Path, lk_port: u16, redis_port: u16, password: &str) -> (P
     (Proc(child), egress_log)
 }
 
-/// SIGKILL to `pid` and every process below it (egress starts each recording's handler as a
-/// child in a session of its own, so a process group would miss it).
-fn kill_tree(pid: u32) {
-    let children = |parent: u32| -> Vec<u32> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/stat"))
-                    .ok()
-                    .and_then(|s| {
-                        let after = s.rsplit_once(')')?.1.to_string();
-                        after.split_whitespace().nth(1)?.parse::<u32>().ok()
-                    })
-                    == Some(parent)
-            })
-            .collect()
-    };
-    let mut all = vec![pid];
-    let mut i = 0;
-    while i < all.len() {
-        let found = children(all[i]);
-        all.extend(found);
-        i += 1;
-    }
-    for p in all {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(p as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
 fn secs(ms: &Value) -> f64 {
     ms.as_i64().unwrap_or(0) as f64 / 1000.0
 }
@@ -527,7 +493,7 @@ fn a_dead_worker_fails_the_recording_and_redis_down_is_a_503_with_the_cause() {
     assert_eq!(st, 201, "{rec}");
     let id = rec["id"].as_str().unwrap().to_string();
     stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
-    kill_tree(stack.egress.0.id());
+    procs::kill_tree(stack.egress.0.id());
     let _ = stack.egress.0.wait();
     let failed = stack.wait_recording(&alice, &id, "finished", |r| {
         r["status"] == "complete" || r["status"] == "failed"

@@ -6,6 +6,7 @@
 pub mod audio;
 pub mod egress;
 mod in_process;
+pub mod procs;
 pub mod pulseaudio;
 pub mod s3;
 pub mod video;
