@@ -237,6 +237,22 @@ impl Stack {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// Ages recording `id` by two days in the database, past `recording.retainDays: 1`, and
+    /// waits for retention to delete it at the next reconciliation pass.
+    fn expire(&self, token: &str, id: &str) {
+        age_recording(&self.sandbox.path().join("data/bedrud.db"), id);
+        let start = Instant::now();
+        let path = format!("/api/recordings/{id}");
+        while self.bedrud.call("GET", &path, Some(token), None).0 != 404 {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "retention kept {id}:\n{}",
+                self.bedrud.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 /// Starts the egress worker for LiveKit on `lk_port` and Redis on `redis_port`; its log is
@@ -418,20 +434,7 @@ fn recordings_through_the_api_hold_the_tone_and_recover_from_lost_webhooks() {
 
     // Retention (recording.retainDays: 1): the first recording, aged by two days in the
     // database, is deleted with its file at the next reconciliation pass; the second stays.
-    age_recording(&stack.sandbox.path().join("data/bedrud.db"), &id);
-    let start = Instant::now();
-    while b
-        .call("GET", &format!("/api/recordings/{id}"), Some(&alice), None)
-        .0
-        != 404
-    {
-        assert!(
-            start.elapsed() < PATIENCE,
-            "retention kept {id}:\n{}",
-            b.logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    stack.expire(&alice, &id);
     assert!(!stored.exists(), "the file went with the row");
     let (st, _) = b.call("GET", &format!("/api/recordings/{id2}"), Some(&alice), None);
     assert_eq!(st, 200);
@@ -697,20 +700,7 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
     stack.wait_recording(&alice, &old, "complete", |r| r["status"] == "complete");
     let old_object = s3.object(bucket, &format!("recordings/{old}.mp4"));
     assert!(old_object.is_file(), "{}", old_object.display());
-    age_recording(&stack.sandbox.path().join("data/bedrud.db"), &old);
-    let start = Instant::now();
-    while b
-        .call("GET", &format!("/api/recordings/{old}"), Some(&alice), None)
-        .0
-        != 404
-    {
-        assert!(
-            start.elapsed() < PATIENCE,
-            "retention kept {old}:\n{}",
-            b.logs()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    stack.expire(&alice, &old);
     assert!(
         !old_object.exists(),
         "retention left {}",
