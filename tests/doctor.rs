@@ -9,7 +9,11 @@ use serde_json::Value;
 
 /// Runs `bedrud doctor --json`; returns (exit success, findings).
 fn doctor(sb: &Sandbox, envs: &[(&str, &str)]) -> (bool, Vec<Value>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bedrud"));
+    doctor_run(Command::new(env!("CARGO_BIN_EXE_bedrud")), sb, envs)
+}
+
+/// `bedrud doctor` run by `cmd` (the binary itself, or a wrapper that ends by running it).
+fn doctor_run(mut cmd: Command, sb: &Sandbox, envs: &[(&str, &str)]) -> (bool, Vec<Value>) {
     cmd.args([
         "doctor",
         "--json",
@@ -408,6 +412,55 @@ fn doctor_on_a_fresh_host_creates_nothing() {
     );
     assert_eq!(listing(sb.path()), before, "doctor created something");
     assert!(!sb.path().join("data").exists());
+}
+
+/// Recording's composite with video needs `localhost` (egress serves its page there): a host
+/// whose /etc/hosts lacks it gets a warning that says so. That host is this one seen through a
+/// mount namespace, with /etc/hosts without `localhost` and name lookups from files only (so no
+/// DNS server can answer for it).
+#[test]
+fn a_recording_host_where_localhost_does_not_resolve_is_warned() {
+    let sb = Sandbox::new();
+    let recording = "recording:\n  enabled: true\n";
+    sb.write_config(&(sb.embedded_config(LIVEKIT, "") + recording));
+    let (_, here) = doctor(&sb, &[]);
+    let f = &find(&here, "Egress localhost")[0];
+    assert_eq!(f["level"], "OK", "{f}");
+    assert!(f["cause"].as_str().unwrap().contains("127.0.0.1"), "{f}");
+
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test makes a mount namespace (unshare --mount): run it as root, as scripts/test.sh does"
+    );
+    let hosts = sb.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1\tother.test\n").unwrap();
+    let nsswitch = sb.path().join("nsswitch.conf");
+    std::fs::write(&nsswitch, "hosts: files\n").unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/nsswitch.conf && shift 2 && exec "$@""#)
+        .arg("sh")
+        .arg(&hosts)
+        .arg(&nsswitch)
+        .arg(env!("CARGO_BIN_EXE_bedrud"));
+    let (_, there) = doctor_run(cmd, &sb, &[]);
+    let f = &find(&there, "Egress localhost")[0];
+    assert_eq!(f["level"], "WARN", "{f}");
+    let cause = f["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("`localhost` does not resolve") && cause.contains("ERR_CONNECTION_REFUSED"),
+        "{f}"
+    );
+    assert!(f["fix"].as_str().unwrap().contains("/etc/hosts"), "{f}");
+    // Only that finding changed.
+    let levels = |findings: &[Value]| {
+        findings
+            .iter()
+            .filter(|f| f["check"] != "Egress localhost")
+            .map(|f| format!("{} {}", f["check"], f["level"]))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(levels(&here), levels(&there));
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

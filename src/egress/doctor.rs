@@ -1,7 +1,9 @@
 //! `bedrud doctor`'s checks of embedded-mode recording: the Redis answers with its password, the
 //! egress worker is found and runs, the GStreamer elements it records with are installed, the
-//! folders it writes are writable, and PulseAudio (for composites with video) is installed.
+//! folders it writes are writable, and PulseAudio and a `localhost` that resolves (both for
+//! composites with video) are there.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -71,7 +73,54 @@ pub async fn checks(config: &Config) -> Vec<Finding> {
     ));
     out.push(egress_tmp(config));
     out.push(pulseaudio());
+    out.push(localhost().await);
     out
+}
+
+/// egress' template server listens on `localhost:<template_port>` and a composite's Chromium
+/// loads its page from there, so `localhost` must name this host's loopback (an `/etc/hosts`
+/// entry; a minimal container may have none). Without it a composite with video fails with
+/// `net::ERR_CONNECTION_REFUSED`; audio-only recordings don't use the template.
+async fn localhost() -> Finding {
+    // getaddrinfo, as every program here resolves; bounded, as a missing entry falls to DNS.
+    let lookup = tokio::net::lookup_host("localhost:0");
+    let resolved = match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+        Ok(found) => found.map(|addrs| addrs.map(|a| a.ip()).collect()),
+        Err(_) => Err(std::io::Error::other("no answer within 5 s")),
+    };
+    localhost_finding(resolved)
+}
+
+fn localhost_finding(resolved: std::io::Result<Vec<IpAddr>>) -> Finding {
+    let check = "Egress localhost";
+    let fix = "Add the usual lines `127.0.0.1 localhost` and `::1 localhost` to /etc/hosts; \
+               audio-only recordings work without";
+    let consequence = "egress' template server listens on localhost:<template_port> and the \
+                       Chromium of a composite with video loads its page there, so such a \
+                       recording would fail (net::ERR_CONNECTION_REFUSED)";
+    let mut ips = match resolved {
+        Ok(ips) => ips,
+        Err(e) => {
+            let cause = format!("`localhost` does not resolve ({e}): {consequence}");
+            return finding(check, Level::Warn, cause, fix);
+        }
+    };
+    ips.sort();
+    ips.dedup();
+    let list = ips
+        .iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ips.is_empty() {
+        let cause = format!("`localhost` resolves to no address: {consequence}");
+        finding(check, Level::Warn, cause, fix)
+    } else if ips.iter().all(IpAddr::is_loopback) {
+        finding(check, Level::Ok, format!("`localhost` is {list}"), "")
+    } else {
+        let cause = format!("`localhost` resolves to {list}, not only loopback: {consequence}");
+        finding(check, Level::Warn, cause, fix)
+    }
 }
 
 /// Only the room composite with video needs it: missing is a warning, not a failure.
@@ -259,5 +308,31 @@ async fn run(program: &str, args: &[&str]) -> Result<String, RunError> {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(list: &[&str]) -> std::io::Result<Vec<IpAddr>> {
+        Ok(list.iter().map(|ip| ip.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn localhost_must_resolve_to_loopback_only() {
+        let ok = localhost_finding(ips(&["::1", "127.0.0.1", "127.0.0.1"]));
+        assert_eq!(ok.level, Level::Ok);
+        assert_eq!(ok.cause, "`localhost` is 127.0.0.1, ::1");
+        let missing = localhost_finding(Err(std::io::Error::other("Name or service not known")));
+        let elsewhere = localhost_finding(ips(&["127.0.0.1", "192.0.2.7"]));
+        let nothing = localhost_finding(ips(&[]));
+        for f in [&missing, &elsewhere, &nothing] {
+            assert_eq!(f.level, Level::Warn, "{}", f.cause);
+            assert!(f.cause.contains("ERR_CONNECTION_REFUSED"), "{}", f.cause);
+            assert!(f.fix.contains("/etc/hosts"), "{}", f.fix);
+        }
+        assert!(missing.cause.contains("Name or service not known"));
+        assert!(elsewhere.cause.contains("192.0.2.7"), "{}", elsewhere.cause);
     }
 }
