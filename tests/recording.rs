@@ -19,8 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::audio::{assert_tone, streams};
-use common::egress::write_worker_config;
+use common::egress::{wait_status, write_worker_config};
 use common::*;
+use livekit_api::services::egress::EgressClient;
+use livekit_protocol as proto;
 use serde_json::{json, Value};
 
 /// How long each recording runs once bedrud reports it active.
@@ -597,7 +599,7 @@ fn doctor_finding(stack: &Stack, check: &str) -> Value {
 fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
     require_private_network("recording");
     let s3_dir = tempfile::tempdir().unwrap();
-    let s3 = s3::Versity::start(s3_dir.path());
+    let mut s3 = s3::Versity::start(s3_dir.path());
     let bucket = "meetings";
     s3.create_bucket(bucket);
     let mut stack = Stack::start_with(&s3.config(bucket, s3::SECRET_KEY));
@@ -716,6 +718,74 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
         !stack.log().contains(s3::SECRET_KEY),
         "the S3 secret is in egress' log"
     );
+
+    // S3 down when bedrud learns that egress finished: an end it acknowledged is not lost. The
+    // recording stays `ending`, each reconciliation pass checks again, and once S3 is back it
+    // completes. bedrud is paused (SIGSTOP) from the stop request until the upload is done and
+    // S3 is down, so that it can only learn of the end while S3 is unreachable.
+    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
+    assert_eq!(st, 201, "{rec}");
+    let id = rec["id"].as_str().unwrap().to_string();
+    let egress_id = rec["egressId"].as_str().unwrap().to_string();
+    stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
+    std::thread::sleep(Duration::from_secs(2));
+    let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
+    assert_eq!(st, 200, "{r}");
+    let paused = nix::unistd::Pid::from_raw(b.pid() as i32);
+    nix::sys::signal::kill(paused, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let lk = format!("http://127.0.0.1:{}", stack.sandbox.ports.livekit);
+    let client = EgressClient::with_api_key(&lk, "APItest", SECRET);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(wait_status(
+        &client,
+        &egress_id,
+        "complete",
+        |s| s == proto::EgressStatus::EgressComplete,
+        || stack.log(),
+    ));
+    let object = s3.object(bucket, &format!("recordings/{id}.mp4"));
+    let uploaded = std::fs::read(&object).unwrap();
+    s3.stop();
+    nix::sys::signal::kill(paused, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let deferred = "the finished recording cannot be checked yet";
+    let start = Instant::now();
+    // Two passes that found S3 down: the first may be the webhook LiveKit sent meanwhile.
+    while b.logs().matches(deferred).count() < 2 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "bedrud did not retry checking {id}:\n{}",
+            b.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, waiting) = b.call("GET", &format!("/api/recordings/{id}"), Some(&alice), None);
+    assert_eq!(st, 200);
+    assert_eq!(waiting["status"], "ending", "{waiting}");
+    let line = b
+        .logs()
+        .lines()
+        .find(|l| l.contains(deferred))
+        .unwrap()
+        .to_string();
+    eprintln!("S3 down after the upload: {line}");
+    assert!(line.contains("recording.s3.endpoint"), "{line}");
+    s3.restart();
+    let done = stack.wait_recording(&alice, &id, "complete once S3 is back", |r| {
+        r["status"] != "ending"
+    });
+    assert_eq!(done["status"], "complete", "{done}\n{}", b.logs());
+    assert_eq!(done["size"].as_i64(), Some(uploaded.len() as i64));
+    let url = b.url(&format!("/api/recordings/{id}/download"));
+    let (st, _, downloaded) = get_bytes(&url, &alice, None);
+    assert_eq!(st, 200);
+    assert_eq!(downloaded, uploaded);
+    let (st, r) = b.call(
+        "DELETE",
+        &format!("/api/recordings/{id}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
 
     // The bucket gone while recording: egress cannot upload, and the recording ends failed
     // with the reason (what egress says about it).

@@ -42,6 +42,29 @@ fn stuck_starting(created_ms: i64, now_ms: i64) -> bool {
     now_ms.saturating_sub(created_ms) > STUCK_STARTING.as_millis() as i64
 }
 
+/// How long after egress finished a recording bedrud keeps trying to check it while S3 cannot
+/// be asked (down, unreachable, refusing bedrud's credentials): every reconciliation pass tries
+/// again, and only then is it failed. A webhook acknowledged during an S3 outage must not cost
+/// a recording that egress did upload. LiveKit keeps an ended egress' report for 24 h
+/// (`CleanEndedEgress`), far longer. The room's one recording slot stays taken meanwhile, which
+/// costs nothing while S3 is down: a new recording could not be uploaded either.
+const PROCESS_RETRY_FOR: Duration = Duration::from_secs(3600);
+
+/// Whether a recording egress finished at `ended_ms` has waited too long at `now_ms` for S3
+/// to answer (see [`PROCESS_RETRY_FOR`]).
+fn give_up_checking(ended_ms: i64, now_ms: i64) -> bool {
+    now_ms.saturating_sub(ended_ms) > PROCESS_RETRY_FOR.as_millis() as i64
+}
+
+/// What `process_recording` concluded.
+enum Processed {
+    /// How the recording ended.
+    Done(Outcome),
+    /// Nothing yet: where the recording should be could not be asked (why). Tried again at the
+    /// next reconciliation pass.
+    Later(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     #[error("recording is not enabled on this server (recording.enabled)")]
@@ -341,8 +364,10 @@ impl Recorder {
                     .await?;
             }
             S::EgressComplete | S::EgressLimitReached => {
-                let outcome = self.process_recording(&rec, &info).await;
-                self.finish(&rec, &outcome, started).await?;
+                match self.process_recording(&rec, &info).await {
+                    Processed::Done(outcome) => self.finish(&rec, &outcome, started).await?,
+                    Processed::Later(why) => self.check_later(&rec, &info, why, started).await?,
+                }
             }
             S::EgressFailed | S::EgressAborted => {
                 let mut why = if info.error.is_empty() {
@@ -387,18 +412,51 @@ impl Recorder {
         Ok(())
     }
 
+    /// A completed recording S3 could not be asked about: stays `ending` for the next
+    /// reconciliation pass to check again, unless it has waited [`PROCESS_RETRY_FOR`] already.
+    async fn check_later(
+        &self,
+        rec: &Recording,
+        info: &proto::EgressInfo,
+        why: String,
+        started: Option<i64>,
+    ) -> Result<(), RecordingError> {
+        let now = crate::store::now_ms();
+        // Egress always reports when it ended a completed recording; were it missing, the
+        // retries would end with LiveKit forgetting the egress (see `refresh`).
+        let ended = ns_to_ms(info.ended_at).unwrap_or(now);
+        if give_up_checking(ended, now) {
+            let minutes = PROCESS_RETRY_FOR.as_secs() / 60;
+            let why = format!("{why} (still, {minutes} min after egress finished it)");
+            return self.finish(rec, &Outcome::Failed(why), started).await;
+        }
+        tracing::warn!(
+            room = %rec.room,
+            recording = %rec.id,
+            "the finished recording cannot be checked yet; trying again at the next \
+             reconciliation pass: {why}"
+        );
+        self.store
+            .advance_recording(&rec.id, RecordingStatus::Ending, started)
+            .await?;
+        Ok(())
+    }
+
     /// `process_recording`: after egress completed, check the file or object it reports
     /// (there, not empty, the size egress reported) and keep it (local files move into the
-    /// recordings folder). Anything missing is a failure with its reason.
-    async fn process_recording(&self, rec: &Recording, info: &proto::EgressInfo) -> Outcome {
+    /// recordings folder). Anything missing is a failure with its reason; S3 not answering is
+    /// no answer yet.
+    async fn process_recording(&self, rec: &Recording, info: &proto::EgressInfo) -> Processed {
         let _one = self.settling.lock().await;
         let Some(file) = info.file_results.first() else {
-            return Outcome::Failed("egress completed but reported no file".into());
+            return Processed::Done(Outcome::Failed(
+                "egress completed but reported no file".into(),
+            ));
         };
         match self.bucket() {
             Ok(Some(bucket)) => return check_object(bucket, rec, info, file).await,
             Ok(None) => {}
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(e) => return Processed::Done(Outcome::Failed(e.to_string())),
         }
         let dir = self.config().recordings_dir();
         let name = files::file_name(&rec.id);
@@ -407,7 +465,7 @@ impl Recorder {
             let name = name.clone();
             tokio::task::spawn_blocking(move || files::settle(&dir, &name, &location, size)).await
         };
-        match settled {
+        Processed::Done(match settled {
             Ok(Ok(size)) => Outcome::Complete {
                 file: name,
                 size: i64::try_from(size).unwrap_or(i64::MAX),
@@ -415,7 +473,7 @@ impl Recorder {
             },
             Ok(Err(e)) => Outcome::Failed(e.to_string()),
             Err(e) => Outcome::Failed(format!("checking the file failed: {e}")),
-        }
+        })
     }
 
     /// Deletes a finished recording: its file or object, then its row.
@@ -525,16 +583,17 @@ impl Recorder {
 }
 
 /// `process_recording` for S3: the object egress uploaded is there (a HEAD), not empty, and as
-/// large as egress reported; its location is what the row keeps.
+/// large as egress reported; its location is what the row keeps. S3 not answering (or
+/// refusing bedrud) says nothing about the object: [`Processed::Later`].
 async fn check_object(
     bucket: &Bucket,
     rec: &Recording,
     info: &proto::EgressInfo,
     file: &proto::FileInfo,
-) -> Outcome {
+) -> Processed {
     let key = bucket.key(&rec.id);
-    let size = match bucket.size(&key).await {
-        Ok(Some(size)) => size,
+    let outcome = match bucket.size(&key).await {
+        Ok(Some(size)) => checked_object(bucket, rec, &key, size, file),
         Ok(None) => {
             // A worker with a backup storage of its own puts the file there when the upload
             // to bedrud's bucket failed.
@@ -543,14 +602,28 @@ async fn check_object(
             } else {
                 ""
             };
-            return Outcome::Failed(format!(
+            Outcome::Failed(format!(
                 "egress reported the recording at {}, but bucket {} has no object {key}{backup}",
                 file.location,
                 bucket.name()
-            ));
+            ))
         }
-        Err(e) => return Outcome::Failed(format!("checking the uploaded recording failed: {e}")),
+        Err(e @ StorageError::Unavailable { .. }) => {
+            return Processed::Later(format!("cannot check the uploaded recording: {e}"));
+        }
+        Err(e) => Outcome::Failed(format!("checking the uploaded recording failed: {e}")),
     };
+    Processed::Done(outcome)
+}
+
+/// The object S3 has, of `size` bytes, against what egress reported uploading.
+fn checked_object(
+    bucket: &Bucket,
+    rec: &Recording,
+    key: &str,
+    size: u64,
+    file: &proto::FileInfo,
+) -> Outcome {
     if size == 0 {
         return Outcome::Failed(format!("the recording object {key} is empty"));
     }
@@ -570,6 +643,16 @@ async fn check_object(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checking_a_finished_recording_is_retried_for_an_hour() {
+        let ended = 1_700_000_000_000;
+        assert!(!give_up_checking(ended, ended));
+        assert!(!give_up_checking(ended, ended + 3_600_000));
+        assert!(give_up_checking(ended, ended + 3_600_001));
+        // A clock that went back is no reason to give up.
+        assert!(!give_up_checking(ended, ended - 5_000));
+    }
 
     #[test]
     fn a_start_is_stuck_only_after_the_limit() {

@@ -13,10 +13,12 @@ pub const ACCESS_KEY: &str = "bedrud-test-access";
 pub const SECRET_KEY: &str = "bedrud-test-s3-secret-0123456789";
 
 pub struct Versity {
-    _proc: Proc,
+    /// `None` while stopped (see [`Versity::stop`]).
+    proc: Option<Proc>,
     pub port: u16,
     /// The posix backend's root: `<root>/<bucket>/<key>`.
     pub root: PathBuf,
+    sidecar: PathBuf,
     pub log: PathBuf,
 }
 
@@ -43,13 +45,40 @@ impl Versity {
         let sidecar = dir.join("metadata");
         std::fs::create_dir_all(&root).unwrap();
         std::fs::create_dir_all(&sidecar).unwrap();
-        let port = free_port(false);
-        let log = dir.join("versitygw.log");
-        let out = std::fs::File::create(&log).unwrap();
+        let mut s3 = Versity {
+            proc: None,
+            port: free_port(false),
+            root,
+            sidecar,
+            log: dir.join("versitygw.log"),
+        };
+        s3.restart();
+        s3
+    }
+
+    /// Kills the server: S3 down. Its objects stay on disk for [`Versity::restart`].
+    pub fn stop(&mut self) {
+        self.proc = None;
+    }
+
+    /// Starts the server (again) on the same port with the same objects, and waits until it
+    /// accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(versitygw_bin())
-            .args(["--port", &format!("127.0.0.1:{port}"), "posix", "--sidecar"])
-            .arg(&sidecar)
-            .arg(&root)
+            .args([
+                "--port",
+                &format!("127.0.0.1:{}", self.port),
+                "posix",
+                "--sidecar",
+            ])
+            .arg(&self.sidecar)
+            .arg(&self.root)
             .env_clear()
             .env("ROOT_ACCESS_KEY_ID", ACCESS_KEY)
             .env("ROOT_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -60,22 +89,17 @@ impl Versity {
             .expect("cannot start versitygw");
         let mut proc = Proc(child);
         let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Ok(Some(st)) = proc.0.try_wait() {
                 panic!(
                     "versitygw exited ({st}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
             assert!(start.elapsed() < PATIENCE, "versitygw not listening");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Versity {
-            _proc: proc,
-            port,
-            root,
-            log,
-        }
+        self.proc = Some(proc);
     }
 
     /// Creates `bucket`: with the posix backend a bucket is a folder in the root.
