@@ -159,7 +159,7 @@ impl Chain {
         &self,
         what: &str,
         start: impl std::future::Future<Output = Result<proto::EgressInfo, E>>,
-    ) -> (PathBuf, f64) {
+    ) -> (PathBuf, f64, f64) {
         let requested = Instant::now();
         let started = start.await.unwrap();
         let answered = requested.elapsed();
@@ -184,6 +184,7 @@ impl Chain {
                 s >= proto::EgressStatus::EgressComplete
             })
             .await;
+        let span = requested.elapsed().as_secs_f64();
         eprintln!(
             "figures: {what}: start request → answer {:.2} s, → EGRESS_ACTIVE {:.2} s; \
              stop request → EGRESS_COMPLETE {:.2} s; while recording: {usage}; {}",
@@ -214,7 +215,7 @@ impl Chain {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
             .len();
         assert_eq!(size as i64, file.size, "size egress reported for {path:?}");
-        (path, file.duration as f64 / 1e9)
+        (path, file.duration as f64 / 1e9, span)
     }
 }
 
@@ -305,7 +306,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             audio_only: true,
             ..Default::default()
         };
-        let (file, secs) = chain
+        let (file, secs, _) = chain
             .record(
                 "room composite, audio only, OGG",
                 chain.client().start_room_composite_egress(
@@ -326,7 +327,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             ..Default::default()
         };
         assert_eq!(audio_only.encoding.audio_codec, proto::AudioCodec::Opus);
-        let (file, secs) = chain
+        let (file, secs, _) = chain
             .record(
                 "room composite, audio only, MP4 (Opus)",
                 chain.client().start_room_composite_egress(
@@ -344,7 +345,7 @@ fn audio_recordings_of_a_real_participant_hold_its_tone() {
             filepath: chain.out.join("track.ogg").display().to_string(),
             ..Default::default()
         };
-        let (file, secs) = chain
+        let (file, secs, _) = chain
             .record(
                 "track egress, OGG",
                 chain.client().start_track_egress(
@@ -399,7 +400,7 @@ fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
             ..Default::default()
         };
         assert_eq!(options.encoding.audio_codec, proto::AudioCodec::Opus);
-        let (file, secs) = chain
+        let (file, secs, span) = chain
             .record(
                 "room composite with video, MP4 (H.264 720p30 + Opus)",
                 chain.client().start_room_composite_egress(
@@ -420,7 +421,8 @@ fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
             ("h264", 1280, 720)
         );
         assert!(video.frames > 0, "{}: no video frames", file.display());
-        assert_length(&file, "video", video.secs, secs, Source::Web);
+        let web = Source::Web { span_secs: span };
+        assert_length(&file, "video", video.secs, secs, web);
         assert!(
             video.secs >= record_for().as_secs_f64() - 2.0,
             "{}: only {:.2} s of video for {:?} of recording",
@@ -463,7 +465,7 @@ fn video_room_composite_of_a_real_participant_shows_and_sounds_it() {
             green * 100.0,
             changed * 100.0
         );
-        assert_tone_from(&file, secs, record_for(), Source::Web);
+        assert_tone_from(&file, secs, record_for(), web);
         drop(alice);
     });
 }

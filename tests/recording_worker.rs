@@ -497,6 +497,9 @@ fn embedded_mode_records_a_room_composite_with_video_through_the_api_and_its_pul
     assert_eq!(st, 200, "{r}");
     let done = wait_recording(&mut b, &alice, &id, "finished", finished);
     let to_file = stopping.elapsed();
+    let web = Source::Web {
+        span_secs: asked.elapsed().as_secs_f64(),
+    };
     assert_eq!(done["status"], "complete", "{done}\n{}", b.logs());
     eprintln!(
         "figures: video composite through the API: start request → active {:.2} s, stop \
@@ -528,7 +531,7 @@ fn embedded_mode_records_a_room_composite_with_video_through_the_api_and_its_pul
         "{v:?}"
     );
     assert!(v.frames > 0, "no video frames: {v:?}");
-    assert_length(&file, "video", v.secs, secs, Source::Web);
+    assert_length(&file, "video", v.secs, secs, web);
     assert!(
         v.secs >= RECORD_FOR.as_secs_f64() - 2.0,
         "only {:.2} s of video",
@@ -542,7 +545,7 @@ fn embedded_mode_records_a_room_composite_with_video_through_the_api_and_its_pul
         green * 100.0
     );
     // The sound went through Chromium and bedrud's PulseAudio: one second may drop out.
-    assert_tone_from(&file, secs, RECORD_FOR, Source::Web);
+    assert_tone_from(&file, secs, RECORD_FOR, web);
     drop(participant);
 
     // bedrud killed: its PulseAudio dies with it (and the next start runs exactly one).

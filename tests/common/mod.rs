@@ -522,6 +522,12 @@ impl Drop for Bedrud {
 pub const HARNESS_ADMIN: &str = "harness-admin@bedrud.test";
 const HARNESS_PASSWORD: &str = "harness admin password";
 
+/// How long the tests' HTTP client waits for one answer: longer than bedrud's own longest call
+/// upstream (20 s to egress), so that a slow but working answer on a loaded machine is no
+/// failure. 5 s was too short: a recording start with three egress stacks and two busy loops
+/// beside it did not answer in time.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
 /// An HTTP client for loopback test servers; it trusts self-signed test certificates.
 fn agent() -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder()
@@ -529,7 +535,7 @@ fn agent() -> ureq::Agent {
         .build();
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
+        .timeout_global(Some(ANSWER_WITHIN))
         .tls_config(tls)
         .build()
         .into()

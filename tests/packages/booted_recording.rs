@@ -128,7 +128,7 @@ fn record(
     body: Value,
     dir: &Path,
     figures: &mut Vec<String>,
-) -> (Value, PathBuf) {
+) -> (Value, PathBuf, f64) {
     let what = body.to_string();
     let poll = |id: &str, until: &str, done: &dyn Fn(&Value) -> bool| -> Value {
         let start = Instant::now();
@@ -176,6 +176,7 @@ fn record(
         r["status"] == "complete" || r["status"] == "failed"
     });
     assert_eq!(done["status"], "complete", "{done}\n{}", journal_tail(b));
+    let span = asked.elapsed().as_secs_f64();
     let line = format!(
         "recording {what}: start request → active {:.2} s, stop request → complete {:.2} s",
         to_active.as_secs_f64(),
@@ -195,7 +196,7 @@ fn record(
     assert_eq!(bytes, std::fs::read(b.path(&stored)).unwrap());
     let file = dir.join(format!("{id}.mp4"));
     std::fs::write(&file, bytes).unwrap();
-    (done, file)
+    (done, file, span)
 }
 
 fn owner_and_mode_in(b: &Booted, p: &str) -> (u32, u32, u32) {
@@ -377,7 +378,7 @@ fn recording_deb_under_a_booted_systemd_records_a_room_through_the_api() {
 
     let dir = tempfile::tempdir().unwrap();
     // Audio only.
-    let (done, file) = record(
+    let (done, file, _) = record(
         &b,
         &token,
         room,
@@ -390,7 +391,7 @@ fn recording_deb_under_a_booted_systemd_records_a_room_through_the_api() {
 
     // The room composite with video: Chromium joins the room in Xvfb and its sound goes through
     // bedrud's PulseAudio, all under the unit's sandbox.
-    let (done, file) = record(
+    let (done, file, span) = record(
         &b,
         &token,
         room,
@@ -426,7 +427,7 @@ fn recording_deb_under_a_booted_systemd_records_a_room_through_the_api() {
         &file,
         secs(&done["durationMs"]),
         RECORD_FOR,
-        audio::Source::Web,
+        audio::Source::Web { span_secs: span },
     );
 
     // The participant leaves; `systemctl stop` then ends bedrud and everything it runs for
