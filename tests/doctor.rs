@@ -2,40 +2,18 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use serde_json::Value;
 
 /// Runs `bedrud doctor --json`; returns (exit success, findings).
 fn doctor(sb: &Sandbox, envs: &[(&str, &str)]) -> (bool, Vec<Value>) {
-    doctor_run(Command::new(env!("CARGO_BIN_EXE_bedrud")), sb, envs)
-}
-
-/// `bedrud doctor` run by `cmd` (the binary itself, or a wrapper that ends by running it).
-fn doctor_run(mut cmd: Command, sb: &Sandbox, envs: &[(&str, &str)]) -> (bool, Vec<Value>) {
-    cmd.args([
-        "doctor",
-        "--json",
-        "--config",
-        sb.config_path().to_str().unwrap(),
-    ])
-    .env_clear()
-    .env("PATH", "/usr/bin:/bin")
-    .env("TMPDIR", sb.tmp())
-    .stdin(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let findings: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "doctor --json printed no JSON ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.success(), findings)
+    sb.doctor_with(
+        Command::new(env!("CARGO_BIN_EXE_bedrud")),
+        "/usr/bin:/bin",
+        envs,
+    )
 }
 
 fn find<'a>(findings: &'a [Value], check: &str) -> Vec<&'a Value> {
@@ -443,7 +421,7 @@ fn a_recording_host_where_localhost_does_not_resolve_is_warned() {
         .arg(&hosts)
         .arg(&nsswitch)
         .arg(env!("CARGO_BIN_EXE_bedrud"));
-    let (_, there) = doctor_run(cmd, &sb, &[]);
+    let (_, there) = sb.doctor_with(cmd, "/usr/bin:/bin", &[]);
     let f = &find(&there, "Egress localhost")[0];
     assert_eq!(f["level"], "WARN", "{f}");
     let cause = f["cause"].as_str().unwrap();

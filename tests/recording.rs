@@ -393,14 +393,7 @@ fn recordings_through_the_api_hold_the_tone_and_recover_from_lost_webhooks() {
     assert_eq!(streams(&file), ["audio:opus"]);
     assert_tone(&file, secs(&done["durationMs"]), RECORD_FOR);
 
-    let (st, list) = b.call(
-        "GET",
-        &format!("/api/room/{room}/recordings"),
-        Some(&alice),
-        None,
-    );
-    assert_eq!(st, 200, "{list}");
-    assert_eq!(list["recordings"][0]["id"], id.as_str());
+    assert_eq!(b.room_recordings(&alice, room)[0]["id"], id.as_str());
     let (st, r) = b.call(
         "GET",
         &format!("/api/room/{room}/recordings"),
@@ -558,38 +551,20 @@ fn a_dead_worker_fails_the_recording_and_redis_down_is_a_503_with_the_cause() {
     let msg = r["error"].as_str().unwrap();
     assert!(msg.contains("fix:") && !msg.contains("twirp"), "{msg}");
     eprintln!("redis down: {msg}");
-    let (st, list) = stack.bedrud.call(
-        "GET",
-        &format!("/api/room/{room}/recordings"),
-        Some(&alice),
-        None,
-    );
-    assert_eq!(st, 200);
+    let list = stack.bedrud.room_recordings(&alice, room);
     assert_eq!(
-        list["recordings"].as_array().unwrap().len(),
+        list.len(),
         2,
-        "a refused start leaves no recording behind: {list}"
+        "a refused start leaves no recording behind: {list:?}"
     );
     drop(participant);
 }
 
-/// `bedrud doctor --json` on the stack's config: the level and the finding of `check`.
+/// `bedrud doctor --json` on the stack's config: the finding of `check`.
 fn doctor_finding(stack: &Stack, check: &str) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_bedrud"))
-        .args(["doctor", "--json", "--config"])
-        .arg(stack.sandbox.config_path())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("TMPDIR", stack.sandbox.tmp())
-        .output()
-        .unwrap();
-    let findings: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "doctor --json: {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    findings
+    stack
+        .sandbox
+        .doctor()
         .into_iter()
         .find(|f| f["check"] == check)
         .unwrap_or_else(|| panic!("doctor has no {check}"))
@@ -844,18 +819,8 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
         "{msg}"
     );
     eprintln!("wrong secret: {msg}");
-    let (st, list) = b.call(
-        "GET",
-        &format!("/api/room/{room}/recordings"),
-        Some(&alice),
-        None,
-    );
-    assert_eq!(st, 200);
-    assert_eq!(
-        list["recordings"].as_array().unwrap().len(),
-        1,
-        "only the failed recording: {list}"
-    );
+    let list = b.room_recordings(&alice, room);
+    assert_eq!(list.len(), 1, "only the failed recording: {list:?}");
     assert!(!b.logs().contains(wrong), "the secret is in bedrud's log");
     let finding = doctor_finding(&stack, "recording: S3 storage");
     assert_eq!(finding["level"], "FAIL", "{finding}");

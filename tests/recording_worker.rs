@@ -144,20 +144,8 @@ fn embedded_mode_runs_redis_and_egress_and_records() {
         assert!(!b.logs().contains(secret), "a secret is in bedrud's log");
     }
     // doctor, beside the running bedrud, finds everything in order.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bedrud"))
-        .args(["doctor", "--json", "--config"])
-        .arg(setup.sb.config_path())
-        .env_clear()
-        .env("PATH", &setup.path_env)
-        .env("TMPDIR", setup.sb.tmp())
-        .output()
-        .unwrap();
-    let findings: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "doctor --json: {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
+    let bedrud = std::process::Command::new(env!("CARGO_BIN_EXE_bedrud"));
+    let (_, findings) = setup.sb.doctor_with(bedrud, &setup.path_env, &[]);
     let level = |check: &str| {
         let f = findings.iter().find(|f| f["check"] == check);
         f.unwrap_or_else(|| panic!("no {check} in {findings:#?}"))["level"].clone()
@@ -425,16 +413,7 @@ fn embedded_mode_records_a_room_composite_with_video_through_the_api_and_its_pul
     let msg = r["error"].as_str().unwrap_or_default();
     assert!(msg.contains("PulseAudio") && msg.contains("fix:"), "{msg}");
     eprintln!("video without PulseAudio: {msg}");
-    let recordings = |b: &Bedrud| {
-        let (st, list) = b.call(
-            "GET",
-            &format!("/api/room/{room}/recordings"),
-            Some(&alice),
-            None,
-        );
-        assert_eq!(st, 200, "{list}");
-        list["recordings"].as_array().unwrap().clone()
-    };
+    let recordings = |b: &Bedrud| b.room_recordings(&alice, room);
     assert!(
         recordings(&b).is_empty(),
         "a refused start leaves nothing behind"

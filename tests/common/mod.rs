@@ -215,6 +215,39 @@ impl Sandbox {
         self.path().join("config.yaml")
     }
 
+    /// `bedrud doctor --json` on this sandbox's config, run by `cmd` (the binary, or a wrapper
+    /// that ends by running it) with nothing in its environment but `path` as `PATH`, the
+    /// sandbox's `TMPDIR` and `envs`: (exit success, findings).
+    pub fn doctor_with(
+        &self,
+        mut cmd: Command,
+        path: &str,
+        envs: &[(&str, &str)],
+    ) -> (bool, Vec<Value>) {
+        cmd.args(["doctor", "--json", "--config"])
+            .arg(self.config_path())
+            .env_clear()
+            .env("PATH", path)
+            .env("TMPDIR", self.tmp())
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let findings: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "doctor --json printed no JSON ({e}): {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.success(), findings)
+    }
+
+    /// [`Sandbox::doctor_with`] the bedrud binary and the system's `PATH`.
+    pub fn doctor(&self) -> Vec<Value> {
+        let bedrud = Command::new(env!("CARGO_BIN_EXE_bedrud"));
+        self.doctor_with(bedrud, "/usr/bin:/bin", &[]).1
+    }
+
     /// A loopback-only embedded config with short supervision timings; `extra` adds or
     /// overrides `livekit:` keys (indented by two spaces) and may add whole sections.
     pub fn embedded_config(&self, livekit_version: &str, extra_livekit: &str) -> String {
@@ -507,6 +540,14 @@ pub trait Api {
             field("refreshToken"),
             r["user"]["id"].as_str().unwrap().to_string(),
         )
+    }
+
+    /// `GET /api/room/{room}/recordings` as `token`, which must be allowed: the list.
+    fn room_recordings(&self, token: &str, room: &str) -> Vec<Value> {
+        let path = format!("/api/room/{room}/recordings");
+        let (st, list) = self.call("GET", &path, Some(token), None);
+        assert_eq!(st, 200, "{list}");
+        list["recordings"].as_array().unwrap().clone()
     }
 }
 
