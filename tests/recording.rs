@@ -240,6 +240,18 @@ impl Stack {
         }
     }
 
+    /// Starts an audio-only recording of `TONE_ROOM` as `token` and waits until it is active;
+    /// returns its id and the start's answer.
+    fn start_audio(&self, token: &str) -> (String, Value) {
+        let path = format!("/api/room/{TONE_ROOM}/recording/start");
+        let audio = json!({"audioOnly": true});
+        let (st, rec) = self.bedrud.call("POST", &path, Some(token), Some(audio));
+        assert_eq!(st, 201, "{rec}\n{}", self.log());
+        let id = rec["id"].as_str().unwrap().to_string();
+        self.wait_recording(token, &id, "active", |r| r["status"] == "active");
+        (id, rec)
+    }
+
     /// Ages recording `id` by two days in the database, past `recording.retainDays: 1`, and
     /// waits for retention to delete it at the next reconciliation pass.
     fn expire(&self, token: &str, id: &str) {
@@ -405,10 +417,7 @@ fn recordings_through_the_api_hold_the_tone_and_recover_from_lost_webhooks() {
     // A lost egress_ended (and every other egress webhook): reconciliation, comparing with
     // ListEgress, still completes the recording.
     stack.relay.drop_egress.store(true, Ordering::SeqCst);
-    let (st, rec2) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
-    assert_eq!(st, 201, "{rec2}");
-    let id2 = rec2["id"].as_str().unwrap().to_string();
-    stack.wait_recording(&alice, &id2, "active", |r| r["status"] == "active");
+    let (id2, _) = stack.start_audio(&alice);
     std::thread::sleep(Duration::from_secs(2));
     let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
     assert_eq!(st, 200, "{r}");
@@ -590,10 +599,7 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
 
     // Egress uploads the recording under recording.s3.prefix (default "recordings/").
     let asked = Instant::now();
-    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
-    assert_eq!(st, 201, "{rec}\n{}", stack.log());
-    let id = rec["id"].as_str().unwrap().to_string();
-    stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
+    let (id, _) = stack.start_audio(&alice);
     let to_active = asked.elapsed();
     std::thread::sleep(RECORD_FOR);
     let stopping = Instant::now();
@@ -667,10 +673,7 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
     assert_eq!(st, 404);
 
     // Retention (recording.retainDays: 1) deletes an S3 recording's object too.
-    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
-    assert_eq!(st, 201, "{rec}");
-    let old = rec["id"].as_str().unwrap().to_string();
-    stack.wait_recording(&alice, &old, "active", |r| r["status"] == "active");
+    let (old, _) = stack.start_audio(&alice);
     std::thread::sleep(Duration::from_secs(2));
     let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
     assert_eq!(st, 200, "{r}");
@@ -698,11 +701,8 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
     // recording stays `ending`, each reconciliation pass checks again, and once S3 is back it
     // completes. bedrud is paused (SIGSTOP) from the stop request until the upload is done and
     // S3 is down, so that it can only learn of the end while S3 is unreachable.
-    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
-    assert_eq!(st, 201, "{rec}");
-    let id = rec["id"].as_str().unwrap().to_string();
+    let (id, rec) = stack.start_audio(&alice);
     let egress_id = rec["egressId"].as_str().unwrap().to_string();
-    stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
     std::thread::sleep(Duration::from_secs(2));
     let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
     assert_eq!(st, 200, "{r}");
@@ -764,10 +764,7 @@ fn recordings_in_s3_are_uploaded_by_egress_and_streamed_by_bedrud() {
 
     // The bucket gone while recording: egress cannot upload, and the recording ends failed
     // with the reason (what egress says about it).
-    let (st, rec) = b.call("POST", &start_path, Some(&alice), Some(audio.clone()));
-    assert_eq!(st, 201, "{rec}");
-    let id = rec["id"].as_str().unwrap().to_string();
-    stack.wait_recording(&alice, &id, "active", |r| r["status"] == "active");
+    let (id, _) = stack.start_audio(&alice);
     std::fs::remove_dir_all(s3.root.join(bucket)).unwrap();
     let (st, r) = b.call("POST", &stop_path, Some(&alice), None);
     assert_eq!(st, 200, "{r}");
